@@ -1,0 +1,1 @@
+"""The Warden process: CLI, configuration, logging, Telegram, scheduling, alert delivery."""

@@ -1,0 +1,178 @@
+"""The ``warden`` command line. Command names, flags, exit codes and ``--json`` output are a
+public contract (see README); the bodies live in ``bot/commands/``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from bot import exit_codes
+from bot.config.errors import ConfigError
+from bot.context import Context, build_context
+from storage.errors import StorageError
+
+Handler = Callable[[Context], Coroutine[Any, Any, int]]
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
+    return value
+
+
+def _common(json_flag: bool = False, exchange: bool = False) -> argparse.ArgumentParser:
+    # SUPPRESS lets the same options stand before or after the command name
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="TOML config (default: $WARDEN_CONFIG, ./warden.toml, built-in defaults)",
+    )
+    p.add_argument(
+        "--env-file",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="secrets file (default: $WARDEN_ENV_FILE or ./.env)",
+    )
+    p.add_argument(
+        "--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    p.add_argument(
+        "--log-json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log JSON lines instead of key=value text",
+    )
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    if exchange:
+        p.add_argument(
+            "--exchange",
+            metavar="NAME",
+            help="configured exchange (may be omitted when only one is configured)",
+        )
+    return p
+
+
+def _lazy(module: str, func: str = "run") -> Handler:
+    # commands import their dependencies on use, so `warden status` never pays for ccxt
+    async def handler(ctx: Context) -> int:
+        import importlib
+
+        fn = getattr(importlib.import_module(f"bot.commands.{module}"), func)
+        result: int = await fn(ctx)
+        return result
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warden",
+        parents=[_common()],
+        description="Warden: a trading agent for perpetual swaps that proves its stops are live.",
+        epilog="exit codes: 0 ok, 1 findings or refused by a safety guard, "
+        "2 usage or configuration error, 75 execution lease held by someone else",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_: str, handler: Handler, **kw: bool) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, parents=[_common(**kw)])
+        p.set_defaults(handler=handler)
+        return p
+
+    add("run", "start the agent (daemon) on the configured exchanges", _lazy("unavailable"))
+    p = add(
+        "cycle", "run one strategy cycle now, through the execution lease", _lazy("unavailable")
+    )
+    p.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
+    p.add_argument("--strategy", metavar="NAME")
+
+    p = add(
+        "open",
+        "open a position with a verified stop-loss",
+        _lazy("unavailable"),
+        exchange=True,
+        json_flag=True,
+    )
+    p.add_argument("symbol", metavar="SYMBOL", help="unified symbol, e.g. BTC/USDT:USDT")
+    p.add_argument("side", choices=["long", "short"])
+    p.add_argument("--size", type=positive_number, required=True, help="size in base currency")
+    p.add_argument("--stop", type=positive_number, required=True, help="stop-loss trigger price")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = add(
+        "close",
+        "close a position (or all) with a reduce-only market order",
+        _lazy("unavailable"),
+        exchange=True,
+        json_flag=True,
+    )
+    p.add_argument("target", metavar="SYMBOL|all")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    add(
+        "status", "positions, stops, pause state and lease holders", _lazy("status"), json_flag=True
+    )
+    add(
+        "audit", "reconcile the exchange against the database", _lazy("unavailable"), json_flag=True
+    )
+    add("pnl", "realised P&L with loss attribution", _lazy("unavailable"), json_flag=True)
+    add("backtest", "replay candles through a strategy", _lazy("unavailable"))
+    p = add(
+        "drill", "run a scripted failure drill on a throwaway paper exchange", _lazy("unavailable")
+    )
+    p.add_argument("name", metavar="NAME")
+    add("doctor", "check configuration, secrets and database", _lazy("doctor"), json_flag=True)
+
+    p = add(
+        "lock",
+        "show execution lease holders, or hold a lease by hand",
+        _lazy("lock"),
+        json_flag=True,
+        exchange=True,
+    )
+    p.add_argument(
+        "--hold",
+        type=positive_number,
+        metavar="SECONDS",
+        help="take the exchange's lease and hold it (maintenance), then release",
+    )
+    p.add_argument("--purpose", default="manual hold (warden lock --hold)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --hold: wait this long for the lease before giving up",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        ctx = build_context(args)
+        return asyncio.run(args.handler(ctx))
+    except ConfigError as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    except StorageError as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The configuration model. Every key a user can write lives here, with its range.
+
+Models are strict (a string is never silently turned into a number) and forbid unknown keys,
+so a typo in a risk setting stops start-up instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StorageConfig(StrictModel):
+    path: str = Field("./warden.db", min_length=1)
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class LeaseConfig(StrictModel):
+    ttl_seconds: float = Field(30.0, ge=2, le=3600)
+    heartbeat_seconds: float = Field(5.0, gt=0, le=1200)
+    wait_seconds: float = Field(30.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> LeaseConfig:
+        if self.heartbeat_seconds * 2 > self.ttl_seconds:
+            raise ValueError(
+                "heartbeat_seconds must be at most half of ttl_seconds "
+                f"(got heartbeat_seconds={self.heartbeat_seconds}, ttl_seconds={self.ttl_seconds})"
+            )
+        return self
+
+
+class RiskConfig(StrictModel):
+    risk_per_trade: float = Field(0.01, gt=0, le=1)
+    max_leverage: float = Field(5.0, gt=0, le=125)
+    max_stop_percent: float = Field(10.0, gt=0, lt=100)
+    max_open_positions: int = Field(2, ge=1, le=1000)
+    max_notional: float | None = Field(None, gt=0)
+
+
+class GuardianConfig(StrictModel):
+    watchdog_seconds: float = Field(30.0, ge=1, le=3600)
+    verify_delay_seconds: float = Field(2.0, ge=0, le=60)
+    verify_attempts: int = Field(3, ge=1, le=10)
+
+
+class FaultsConfig(StrictModel):
+    """Fault injection for the paper exchange: reproduces real exchange failures on demand."""
+
+    seed: int = 0
+    stop_silent_fail: int = Field(0, ge=0)
+    stop_silent_fail_rate: float = Field(0.0, ge=0, le=1)
+    entry_timeout_after_fill: int = Field(0, ge=0)
+    reject_rate: float = Field(0.0, ge=0, le=1)
+    latency_ms: int = Field(0, ge=0, le=60_000)
+
+
+class PaperMarketConfig(StrictModel):
+    symbol: str = Field(pattern=r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
+    price: float = Field(gt=0)
+    contract_size: float = Field(1.0, gt=0)
+    min_size: float = Field(gt=0)
+    size_step: float = Field(gt=0)
+    price_step: float = Field(gt=0)
+
+
+def _default_paper_markets() -> list[PaperMarketConfig]:
+    return [
+        PaperMarketConfig(
+            symbol="BTC/USDT:USDT",
+            price=69060.0,
+            min_size=0.0001,
+            size_step=0.00001,
+            price_step=0.1,
+        ),
+        PaperMarketConfig(
+            symbol="ETH/USDT:USDT", price=1950.0, min_size=0.001, size_step=0.001, price_step=0.01
+        ),
+    ]
+
+
+class PaperExchangeConfig(StrictModel):
+    kind: Literal["paper"] = "paper"
+    account: Name = "main"
+    starting_balance: float = Field(10_000.0, gt=0)
+    taker_fee: float = Field(0.0005, ge=0, lt=0.1)
+    slippage_bps: float = Field(5.0, ge=0, le=1000)
+    markets: list[PaperMarketConfig] = Field(default_factory=_default_paper_markets, min_length=1)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+
+class OkxExchangeConfig(StrictModel):
+    kind: Literal["okx"]
+    account: Name = "main"
+    sandbox: bool = False
+    api_url: str | None = None
+    margin_mode: Literal["cross", "isolated"] = "cross"
+
+
+class HyperliquidExchangeConfig(StrictModel):
+    kind: Literal["hyperliquid"]
+    account: Name = "main"
+    sandbox: bool = False
+    api_url: str | None = None
+    slippage_percent: float = Field(5.0, gt=0, le=50)
+
+
+ExchangeConfig = Annotated[
+    PaperExchangeConfig | OkxExchangeConfig | HyperliquidExchangeConfig,
+    Field(discriminator="kind"),
+]
+
+
+def _default_exchanges() -> dict[str, ExchangeConfig]:
+    return {"paper": PaperExchangeConfig()}
+
+
+class Config(StrictModel):
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    guardian: GuardianConfig = Field(default_factory=GuardianConfig)
+    exchanges: dict[Name, ExchangeConfig] = Field(default_factory=_default_exchanges, min_length=1)
+
+    def lease_scope(self, exchange_name: str) -> str:
+        """The account scope one lease guards: every path that writes to this account shares it."""
+        ex = self.exchanges[exchange_name]
+        return f"{exchange_name}:{ex.account}"

@@ -1,0 +1,77 @@
+"""Secrets come from the environment and ``.env`` only, never from the TOML file.
+
+The environment wins over ``.env``. Values are wrapped in ``SecretStr`` so an accidental
+``repr`` or log line shows ``**********`` rather than the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from bot.config.errors import ConfigError
+
+SECRET_NAMES = (
+    "TELEGRAM_BOT_TOKEN",
+    "OKX_API_KEY",
+    "OKX_API_SECRET",
+    "OKX_API_PASSPHRASE",
+    "HYPERLIQUID_WALLET_ADDRESS",
+    "HYPERLIQUID_PRIVATE_KEY",
+)
+ALLOWED_USERS = "TELEGRAM_ALLOWED_USER_IDS"
+
+
+def _empty() -> dict[str, SecretStr]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    values: dict[str, SecretStr] = field(default_factory=_empty)
+    telegram_allowed_user_ids: frozenset[int] = frozenset()
+
+    def get(self, name: str) -> str | None:
+        v = self.values.get(name)
+        return v.get_secret_value() if v is not None else None
+
+    def secret_strings(self) -> list[str]:
+        """Every configured secret value, for the redaction filter."""
+        return [v.get_secret_value() for v in self.values.values() if v.get_secret_value()]
+
+
+def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Secrets:
+    env = os.environ if environ is None else environ
+    path = env_file if env_file is not None else Path(env.get("WARDEN_ENV_FILE", ".env"))
+    merged: dict[str, str] = {}
+    if path.is_file():
+        try:
+            file_values = dotenv_values(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"secrets file {path}: cannot be read ({exc})") from None
+        merged.update({k: v for k, v in file_values.items() if v is not None})
+    merged.update({k: v for k, v in env.items() if k in (*SECRET_NAMES, ALLOWED_USERS)})
+
+    values = {k: SecretStr(merged[k].strip()) for k in SECRET_NAMES if merged.get(k, "").strip()}
+    users = _parse_user_ids(merged.get(ALLOWED_USERS, ""), str(path))
+    return Secrets(values=values, telegram_allowed_user_ids=users)
+
+
+def _parse_user_ids(raw: str, source: str) -> frozenset[int]:
+    ids: set[int] = set()
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"{ALLOWED_USERS} (environment or {source}): {part!r} is not a numeric user id"
+            ) from None
+    return frozenset(ids)

@@ -1,0 +1,1 @@
+"""aiosqlite persistence: connection setup, migrations, repositories, the execution lease."""

@@ -1,0 +1,88 @@
+"""One aiosqlite connection per process, configured for several processes sharing one file.
+
+WAL lets readers proceed while a writer commits; ``busy_timeout`` makes a second process wait
+for the write lock instead of failing; ``BEGIN IMMEDIATE`` takes the write lock up front so a
+read-then-write transaction can never be overtaken between its read and its write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from storage.errors import StorageError
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        # one connection is shared by the coroutines of a process; their transactions must not
+        # interleave on it (a heartbeat's BEGIN inside a cycle's transaction would fail)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, migrate: bool = True) -> Database:
+        from storage.migrations import migrate as run_migrations
+
+        path = str(path)
+        if path != ":memory:":
+            parent = Path(path).resolve().parent
+            if not parent.is_dir():
+                raise StorageError(f"database {path}: folder {parent} does not exist")
+        try:
+            conn = await aiosqlite.connect(
+                path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"database {path}: cannot be opened ({exc})") from None
+        conn.row_factory = aiosqlite.Row
+        db = cls(conn, path)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed intent or lease survives a power cut, not only a process crash
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            if migrate:
+                await run_migrations(db)
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise StorageError(f"database {path}: not usable ({exc})") from None
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A consistent snapshot for several reads (a deferred transaction never writes)."""
+        async with self._lock:
+            await self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                await self._conn.execute("ROLLBACK")

@@ -1,0 +1,2 @@
+class StorageError(Exception):
+    """The database cannot be used as asked (newer schema, unreadable file, ...)."""

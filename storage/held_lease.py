@@ -1,0 +1,135 @@
+"""Holding the execution lease: acquisition with a deadline, a heartbeat, the fencing check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from storage.lease import Acquired, Busy, LeaseHolder, LeaseStore, new_owner
+from trading.lease import LeaseBusy, LeaseLost
+from trading.logfmt import event
+
+log = logging.getLogger("warden.lease")
+
+
+class HeldLease:
+    """A lease this process holds. ``ensure()`` before every exchange write (fencing)."""
+
+    def __init__(
+        self, store: LeaseStore, holder: LeaseHolder, ttl: float, heartbeat: float
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self.scope = holder.scope
+        self.token = holder.token
+        self.owner = holder.owner
+        self.purpose = holder.purpose
+        self.ttl = ttl
+        self.heartbeat_interval = heartbeat
+        self.expires_at = holder.expires_at
+        self.lost_reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._released = False
+
+    def start_heartbeat(self) -> None:
+        self._task = asyncio.create_task(self._beat(), name=f"lease-heartbeat {self.scope}")
+
+    async def _beat(self) -> None:
+        while self.lost_reason is None:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                expires = await self.store.renew(self.scope, self.owner, self.token, self.ttl)
+            except Exception as exc:
+                # a busy or failing database: keep trying until the lease would have expired
+                event(
+                    log,
+                    "lease.heartbeat_failed",
+                    logging.WARNING,
+                    scope=self.scope,
+                    token=self.token,
+                    error=type(exc).__name__,
+                )
+                if self.store.clock() >= self.expires_at:
+                    self._mark_lost("heartbeat could not renew before expiry")
+                continue
+            if expires is None:
+                self._mark_lost("heartbeat found the lease expired or taken over")
+            else:
+                self.expires_at = expires
+
+    def _mark_lost(self, reason: str) -> None:
+        if self.lost_reason is None:
+            self.lost_reason = reason
+            event(
+                log, "lease.lost", logging.ERROR, scope=self.scope, token=self.token, reason=reason
+            )
+
+    async def ensure(self) -> None:
+        if self.lost_reason is None and self._released:
+            self.lost_reason = "released"
+        if self.lost_reason is None and not await self.store.is_current(
+            self.scope, self.owner, self.token
+        ):
+            self._mark_lost("fencing token is no longer current")
+        if self.lost_reason is not None:
+            raise LeaseLost(f"execution lease for {self.scope} lost: {self.lost_reason}")
+
+    async def release(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if not self._released:
+            self._released = True
+            if self.lost_reason is None:
+                await self.store.release(self.scope, self.owner, self.token)
+
+
+class LeaseManager:
+    def __init__(self, store: LeaseStore, ttl: float = 30.0, heartbeat: float = 5.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.heartbeat = heartbeat
+
+    async def acquire(self, scope: str, purpose: str, wait: float = 0.0) -> HeldLease:
+        """Take the lease, waiting at most ``wait`` seconds; ``LeaseBusy`` names the holder."""
+        owner = new_owner()
+        deadline = self.store.clock() + wait
+        delay = 0.02
+        while True:
+            last_try = self.store.clock() + delay > deadline
+            result = await self.store.try_acquire(
+                scope, owner, purpose, self.ttl, record_refusal=last_try
+            )
+            if isinstance(result, Acquired):
+                if result.took_over is not None:
+                    event(
+                        log,
+                        "lease.takeover",
+                        logging.WARNING,
+                        scope=scope,
+                        token=result.holder.token,
+                        previous=result.took_over.owner,
+                        reason=result.takeover_reason,
+                    )
+                held = HeldLease(self.store, result.holder, self.ttl, self.heartbeat)
+                held.start_heartbeat()
+                return held
+            assert isinstance(result, Busy)
+            if last_try:
+                raise LeaseBusy(scope, result.holder.describe(result.at))
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+
+    @asynccontextmanager
+    async def hold(self, scope: str, purpose: str, wait: float = 0.0) -> AsyncIterator[HeldLease]:
+        held = await self.acquire(scope, purpose, wait)
+        try:
+            yield held
+        finally:
+            await held.release()

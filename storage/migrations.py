@@ -1,0 +1,99 @@
+"""Versioned schema migrations.
+
+Each entry is applied once, in its own write transaction, and bumps ``schema_version``. Later
+features append entries; an entry that has shipped is never edited. A database written by a
+newer Warden (a version above ``LATEST``) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "execution lease",
+        [
+            """CREATE TABLE lease (
+                scope TEXT PRIMARY KEY,
+                owner TEXT,
+                purpose TEXT,
+                token INTEGER NOT NULL DEFAULT 0,
+                acquired_at REAL,
+                heartbeat_at REAL,
+                expires_at REAL
+            )""",
+            """CREATE TABLE lease_refusal (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                scope TEXT NOT NULL,
+                at REAL NOT NULL,
+                owner TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                holder_owner TEXT NOT NULL,
+                holder_purpose TEXT NOT NULL,
+                holder_token INTEGER NOT NULL
+            )""",
+            "CREATE INDEX lease_refusal_scope_at ON lease_refusal(scope, at)",
+            """CREATE TABLE lease_event (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                scope TEXT NOT NULL,
+                at REAL NOT NULL,
+                kind TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                token INTEGER NOT NULL,
+                detail TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX lease_event_scope_at ON lease_event(scope, at)",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+async def current_version(db: Database) -> int:
+    async with db.read() as conn:
+        cur = await conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        )
+        if await cur.fetchone() is None:
+            return 0
+        cur = await conn.execute("SELECT version FROM schema_version")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def migrate(db: Database) -> int:
+    """Bring the schema to ``LATEST``; returns the version found before migrating."""
+    found = await current_version(db)
+    if found > LATEST:
+        raise StorageError(
+            f"database {db.path} has schema version {found}, newer than this Warden supports "
+            f"({LATEST}); upgrade Warden or point [storage] path / WARDEN_DB at another database"
+        )
+    if found == LATEST:
+        return found
+    for version, _name, statements in MIGRATIONS:
+        async with db.write() as conn:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            cur = await conn.execute("SELECT version FROM schema_version")
+            row = await cur.fetchone()
+            now = int(row[0]) if row else 0
+            # another process may have migrated while we waited for the write lock
+            if now >= version:
+                continue
+            for stmt in statements:
+                await conn.execute(stmt)
+            if row is None:
+                await conn.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
+            else:
+                await conn.execute("UPDATE schema_version SET version = ?", (version,))
+    return found

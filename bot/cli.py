@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "open",
         "open a position with a verified stop-loss",
-        _lazy("unavailable"),
+        _lazy("trade", "open_"),
         exchange=True,
         json_flag=True,
     )
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "close",
         "close a position (or all) with a reduce-only market order",
-        _lazy("unavailable"),
+        _lazy("trade", "close"),
         exchange=True,
         json_flag=True,
     )
@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     add(
-        "status", "positions, stops, pause state and lease holders", _lazy("status"), json_flag=True
+        "status",
+        "positions, stops, pause state and lease holders",
+        _lazy("status"),
+        json_flag=True,
+        exchange=True,
     )
     add(
         "audit", "reconcile the exchange against the database", _lazy("unavailable"), json_flag=True
@@ -155,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --hold: wait this long for the lease before giving up",
     )
+    p = add("paper", "paper exchange controls (drills and tests)", _lazy("unavailable"))
+    paper_sub = p.add_subparsers(dest="paper_command", metavar="SUBCOMMAND", required=True)
+    pp = paper_sub.add_parser(
+        "price",
+        help="set a paper market's last price (fires stops it crosses)",
+        parents=[_common(exchange=True)],
+    )
+    pp.add_argument("symbol", metavar="SYMBOL")
+    pp.add_argument("price", type=positive_number, metavar="PRICE")
+    pp.set_defaults(handler=_lazy("paper", "price"))
     return parser
 
 

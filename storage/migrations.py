@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from storage.errors import StorageError
+from storage.journal_schema import JOURNAL_STATEMENTS
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -52,6 +53,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX lease_event_scope_at ON lease_event(scope, at)",
         ],
     ),
+    (2, "journal: intents, stops, exits, incidents, alert outbox", JOURNAL_STATEMENTS),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -69,14 +71,18 @@ async def current_version(db: Database) -> int:
         return int(row[0]) if row else 0
 
 
+def _newer(db: Database, found: int) -> StorageError:
+    return StorageError(
+        f"database {db.path} has schema version {found}, newer than this Warden supports "
+        f"({LATEST}); upgrade Warden or point [storage] path / WARDEN_DB at another database"
+    )
+
+
 async def migrate(db: Database) -> int:
     """Bring the schema to ``LATEST``; returns the version found before migrating."""
     found = await current_version(db)
     if found > LATEST:
-        raise StorageError(
-            f"database {db.path} has schema version {found}, newer than this Warden supports "
-            f"({LATEST}); upgrade Warden or point [storage] path / WARDEN_DB at another database"
-        )
+        raise _newer(db, found)
     if found == LATEST:
         return found
     for version, _name, statements in MIGRATIONS:
@@ -87,7 +93,10 @@ async def migrate(db: Database) -> int:
             cur = await conn.execute("SELECT version FROM schema_version")
             row = await cur.fetchone()
             now = int(row[0]) if row else 0
-            # another process may have migrated while we waited for the write lock
+            # another process may have migrated while we waited for the write lock, possibly a
+            # newer Warden to a version this one does not know
+            if now > LATEST:
+                raise _newer(db, now)
             if now >= version:
                 continue
             for stmt in statements:

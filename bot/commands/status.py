@@ -1,26 +1,102 @@
-"""`warden status`: what is held, by whom; read-only, never waits for the lease."""
+"""`warden status`: positions and their stops as the exchange shows them, pause state, leases.
+
+Read-only: it never takes or waits for the execution lease.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Any
 
 from bot import exit_codes
-from bot.commands.render import holder_json, holder_line, print_json
+from bot.commands.render import holder_json, holder_line, iso, print_json
 from bot.context import Context, open_db
+from bot.services import build_account
 from storage.lease import LeaseStore
+from trading.errors import ExchangeError
+from trading.models import Position, StopOrder
+
+
+def _stop_for(p: Position, stops: list[StopOrder]) -> StopOrder | None:
+    mine = [s for s in stops if s.symbol == p.symbol and s.side is p.side.exit_side]
+    return mine[0] if mine else None
 
 
 async def run(ctx: Context) -> int:
+    names = (
+        [ctx.exchange_name(ctx.args.exchange)] if ctx.args.exchange else list(ctx.config.exchanges)
+    )
+    positions: list[dict[str, Any]] = []
+    errors: list[str] = []
+    paused: dict[str, bool] = {}
     async with open_db(ctx) as db:
         holders = await LeaseStore(db).holders()
+        for name in names:
+            acct = build_account(ctx.config, name, db)
+            try:
+                paused[name] = await acct.journal.is_paused(acct.scope)
+                stops = await acct.exchange.open_stops()
+                for p in await acct.exchange.positions():
+                    stop = _stop_for(p, stops)
+                    verified_at = None
+                    if stop is not None:
+                        for rec in await acct.journal.stops_for(acct.scope, p.symbol):
+                            if rec.exchange_id == stop.id:
+                                verified_at = rec.verified_at
+                                break
+                    positions.append(
+                        {
+                            "exchange": name,
+                            "symbol": p.symbol,
+                            "side": p.side.value,
+                            "size": p.size,
+                            "entry_price": p.entry_price,
+                            "unrealized_pnl": round(p.unrealized_pnl, 8),
+                            "stop": None
+                            if stop is None
+                            else {
+                                "state": stop.state.value,
+                                "trigger_price": stop.trigger_price,
+                                "size": stop.size,
+                                "verified_at": iso(verified_at),
+                            },
+                        }
+                    )
+            except ExchangeError as exc:
+                errors.append(f"{name}: {exc}")
+            finally:
+                await acct.exchange.close()
     now = time.time()
     if ctx.args.json:
         print_json(
-            {"positions": [], "paused": False, "leases": [holder_json(h, now) for h in holders]}
+            {
+                "positions": positions,
+                "paused": any(paused.values()),
+                "paused_by_exchange": paused,
+                "leases": [holder_json(h, now) for h in holders],
+                "errors": errors,
+            }
         )
-        return exit_codes.OK
-    print("positions: none")
+        return exit_codes.OK if not errors else exit_codes.REFUSED
+    if not positions:
+        print("positions: none")
+    for row in positions:
+        stop = row["stop"]
+        stop_text = (
+            "NO LIVE STOP"
+            if stop is None
+            else f"stop {stop['trigger_price']} {stop['state']}, verified {stop['verified_at']}"
+        )
+        print(
+            f"{row['exchange']} {row['symbol']} {row['side']} {row['size']} @ "
+            f"{row['entry_price']} (uPnL {row['unrealized_pnl']:.2f}): {stop_text}"
+        )
+    for name, is_paused in paused.items():
+        print(f"{name}: {'PAUSED' if is_paused else 'trading'}")
     print("leases: " + ("none held" if not holders else ""))
     for h in holders:
         print("  " + holder_line(h, now))
-    return exit_codes.OK
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return exit_codes.OK if not errors else exit_codes.REFUSED

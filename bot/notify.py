@@ -1,0 +1,28 @@
+"""Alert delivery. The terminal notifier is the default; Telegram replaces it when configured."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from storage.outbox import Outbox
+
+ICON = {"critical": "!!", "warning": "! ", "info": "  "}
+
+
+class TerminalNotifier:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    async def deliver_pending(self, outbox: Outbox) -> int:
+        sent = 0
+        for alert in await outbox.due():
+            ts = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
+            self.stream.write(
+                f"[ALERT {alert.severity.upper()}] {ts} {ICON.get(alert.severity, '')}{alert.text}\n"
+            )
+            self.stream.flush()
+            await outbox.delivered(alert.id)
+            sent += 1
+        return sent

@@ -1,0 +1,457 @@
+"""SQL for the journal (trading.journal.Journal). Fenced writes check the lease token in the
+same transaction, so a holder that lost its lease cannot even record a new intent."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database
+from storage.lease import LeaseStore
+from trading.journal import (
+    Attribution,
+    Incident,
+    Intent,
+    IntentKind,
+    IntentStatus,
+    Severity,
+    StopRecord,
+    StopStatus,
+)
+from trading.lease import LeaseGuard, LeaseLost
+from trading.models import OrderSide, PositionSide, StopState
+
+_KIND_LETTER = {IntentKind.ENTRY: "e", IntentKind.CLOSE: "c", IntentKind.EMERGENCY_CLOSE: "x"}
+
+
+def _intent(row: Any) -> Intent:
+    return Intent(
+        id=row["id"],
+        scope=row["scope"],
+        kind=IntentKind(row["kind"]),
+        symbol=row["symbol"],
+        side=OrderSide(row["side"]),
+        size=row["size"],
+        client_id=row["client_id"],
+        status=IntentStatus(row["status"]),
+        stop_price=row["stop_price"],
+        purpose=row["purpose"],
+    )
+
+
+def _stop(row: Any) -> StopRecord:
+    return StopRecord(
+        id=row["id"],
+        scope=row["scope"],
+        symbol=row["symbol"],
+        position_side=PositionSide(row["position_side"]),
+        client_id=row["client_id"],
+        exchange_id=row["exchange_id"],
+        size=row["size"],
+        trigger_price=row["trigger_price"],
+        status=StopStatus(row["status"]),
+        exchange_state=StopState(row["exchange_state"]) if row["exchange_state"] else None,
+        fail_code=row["fail_code"],
+        placed_at=row["placed_at"],
+        verified_at=row["verified_at"],
+    )
+
+
+def _incident(row: Any) -> Incident:
+    return Incident(
+        id=row["id"],
+        scope=row["scope"],
+        symbol=row["symbol"],
+        kind=row["kind"],
+        attribution=Attribution(row["attribution"]),
+        cost=row["cost"],
+        detail=row["detail"],
+        opened_at=row["opened_at"],
+        unprotected_since=row["unprotected_since"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+class JournalStore:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], float] = time.time,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.redact = redact
+        self._instance: str | None = None
+
+    async def instance_id(self) -> str:
+        """A random id per database, so client ids from two databases never collide."""
+        if self._instance is None:
+            async with self.db.write() as conn:
+                cur = await conn.execute("SELECT value FROM meta WHERE key = 'instance'")
+                row = await cur.fetchone()
+                if row is None:
+                    value = os.urandom(3).hex()
+                    await conn.execute(
+                        "INSERT INTO meta(key, value) VALUES ('instance', ?)", (value,)
+                    )
+                else:
+                    value = row[0]
+            self._instance = value
+        return self._instance
+
+    async def _fence(self, conn: aiosqlite.Connection, lease: LeaseGuard) -> None:
+        if not await LeaseStore.is_current_in(conn, lease.scope, lease.token, self.clock()):
+            raise LeaseLost(f"execution lease for {lease.scope} is no longer held (fenced write)")
+
+    # --- pause -------------------------------------------------------------------------------
+
+    async def is_paused(self, scope: str) -> bool:
+        async with self.db.read() as conn:
+            cur = await conn.execute("SELECT paused FROM pause WHERE scope IN (?, '*')", (scope,))
+            return any(r[0] for r in await cur.fetchall())
+
+    async def set_paused(self, scope: str, paused: bool, reason: str = "") -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                "INSERT INTO pause(scope, paused, reason, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(scope) DO UPDATE SET paused=excluded.paused, reason=excluded.reason, "
+                "at=excluded.at",
+                (scope, int(paused), reason, self.clock()),
+            )
+
+    # --- intents -----------------------------------------------------------------------------
+
+    async def record_refusal(
+        self, scope: str, symbol: str, action: str, reason: str, purpose: str
+    ) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                "INSERT INTO refusal(scope, symbol, action, reason, purpose, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, symbol, action, self.redact(reason), purpose, self.clock()),
+            )
+
+    async def refusals(self, limit: int = 20) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT scope, symbol, action, reason, purpose, at FROM refusal "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def create_intent(
+        self,
+        lease: LeaseGuard,
+        kind: IntentKind,
+        symbol: str,
+        side: OrderSide,
+        size: float,
+        stop_price: float | None,
+        purpose: str,
+    ) -> Intent:
+        inst = await self.instance_id()
+        async with self.db.write() as conn:
+            await self._fence(conn, lease)
+            now = self.clock()
+            cur = await conn.execute(
+                "INSERT INTO intent(scope, kind, symbol, side, size, stop_price, status, purpose, "
+                "lease_token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lease.scope,
+                    kind.value,
+                    symbol,
+                    side.value,
+                    size,
+                    stop_price,
+                    IntentStatus.PENDING.value,
+                    purpose,
+                    lease.token,
+                    now,
+                    now,
+                ),
+            )
+            intent_id = cur.lastrowid
+            assert intent_id is not None
+            client_id = f"wd{inst}{_KIND_LETTER[kind]}{intent_id}"
+            await conn.execute(
+                "UPDATE intent SET client_id = ? WHERE id = ?", (client_id, intent_id)
+            )
+            cur = await conn.execute("SELECT * FROM intent WHERE id = ?", (intent_id,))
+            return _intent(await cur.fetchone())
+
+    async def finish_intent(
+        self,
+        intent_id: int,
+        status: IntentStatus,
+        *,
+        order_id: str | None = None,
+        filled: float | None = None,
+        price: float | None = None,
+        fee: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                "UPDATE intent SET status = ?, order_id = COALESCE(?, order_id), "
+                "filled = COALESCE(?, filled), price = COALESCE(?, price), fee = COALESCE(?, fee), "
+                "error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+                (
+                    status.value,
+                    order_id,
+                    filled,
+                    price,
+                    fee,
+                    self.redact(error) if error else None,
+                    self.clock(),
+                    intent_id,
+                ),
+            )
+
+    async def unresolved_intents(self, scope: str) -> list[Intent]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM intent WHERE scope = ? AND status IN (?, ?) ORDER BY id",
+                (scope, IntentStatus.PENDING.value, IntentStatus.UNKNOWN.value),
+            )
+            return [_intent(r) for r in await cur.fetchall()]
+
+    async def intents(self, scope: str | None = None, limit: int = 100) -> list[Intent]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM intent WHERE (? IS NULL OR scope = ?) ORDER BY id DESC LIMIT ?",
+                (scope, scope, limit),
+            )
+            return [_intent(r) for r in await cur.fetchall()]
+
+    # --- stops -------------------------------------------------------------------------------
+
+    async def create_stop(
+        self, lease: LeaseGuard, symbol: str, side: PositionSide, size: float, trigger: float
+    ) -> StopRecord:
+        inst = await self.instance_id()
+        async with self.db.write() as conn:
+            await self._fence(conn, lease)
+            cur = await conn.execute(
+                "INSERT INTO stop_placement(scope, symbol, position_side, size, trigger_price, "
+                "status, lease_token, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lease.scope,
+                    symbol,
+                    side.value,
+                    size,
+                    trigger,
+                    StopStatus.PLACING.value,
+                    lease.token,
+                    self.clock(),
+                ),
+            )
+            stop_id = cur.lastrowid
+            assert stop_id is not None
+            await conn.execute(
+                "UPDATE stop_placement SET client_id = ? WHERE id = ?",
+                (f"wd{inst}s{stop_id}", stop_id),
+            )
+            cur = await conn.execute("SELECT * FROM stop_placement WHERE id = ?", (stop_id,))
+            return _stop(await cur.fetchone())
+
+    async def update_stop(
+        self,
+        stop_id: int,
+        status: StopStatus,
+        *,
+        exchange_id: str | None = None,
+        api_answer: str | None = None,
+        exchange_state: StopState | None = None,
+        fail_code: str | None = None,
+        verified: bool = False,
+    ) -> None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            await conn.execute(
+                "UPDATE stop_placement SET status = ?, exchange_id = COALESCE(?, exchange_id), "
+                "api_answer = COALESCE(?, api_answer), "
+                "exchange_state = COALESCE(?, exchange_state), fail_code = COALESCE(?, fail_code), "
+                "checked_at = CASE WHEN ? IS NULL THEN checked_at ELSE ? END, "
+                "verified_at = CASE WHEN ? THEN ? ELSE verified_at END WHERE id = ?",
+                (
+                    status.value,
+                    exchange_id,
+                    self.redact(api_answer) if api_answer else None,
+                    exchange_state.value if exchange_state else None,
+                    fail_code,
+                    exchange_state.value if exchange_state else None,
+                    now,
+                    int(verified),
+                    now,
+                    stop_id,
+                ),
+            )
+
+    async def mark_stop_seen_live(self, scope: str, symbol: str, exchange_id: str) -> None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            await conn.execute(
+                "UPDATE stop_placement SET status = ?, exchange_state = ?, checked_at = ?, "
+                "verified_at = ? WHERE scope = ? AND symbol = ? AND exchange_id = ?",
+                (
+                    StopStatus.VERIFIED.value,
+                    StopState.LIVE.value,
+                    now,
+                    now,
+                    scope,
+                    symbol,
+                    exchange_id,
+                ),
+            )
+
+    async def stops_for(self, scope: str, symbol: str, limit: int = 20) -> list[StopRecord]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM stop_placement WHERE scope = ? AND symbol = ? ORDER BY id DESC "
+                "LIMIT ?",
+                (scope, symbol, limit),
+            )
+            return [_stop(r) for r in await cur.fetchall()]
+
+    async def stop_checked_at(self, scope: str, symbol: str) -> float | None:
+        """When a stop of this symbol was last read back live, for unprotected-time figures."""
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT MAX(COALESCE(checked_at, verified_at)) FROM stop_placement "
+                "WHERE scope = ? AND symbol = ? AND exchange_state = ?",
+                (scope, symbol, StopState.LIVE.value),
+            )
+            row = await cur.fetchone()
+            return row[0] if row else None
+
+    async def desired_stop_price(self, scope: str, symbol: str) -> float | None:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT stop_price FROM intent WHERE scope = ? AND symbol = ? AND kind = ? "
+                "AND status = ? AND stop_price IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (scope, symbol, IntentKind.ENTRY.value, IntentStatus.FILLED.value),
+            )
+            row = await cur.fetchone()
+            return float(row[0]) if row else None
+
+    # --- exits, incidents, alerts --------------------------------------------------------------
+
+    async def record_exit(
+        self,
+        scope: str,
+        symbol: str,
+        side: PositionSide,
+        size: float,
+        entry_price: float,
+        exit_price: float,
+        reason: str,
+        fee: float,
+    ) -> None:
+        pnl = side.loss_at(entry_price, exit_price, size) - fee
+        async with self.db.write() as conn:
+            await conn.execute(
+                "INSERT INTO exit(scope, symbol, side, size, entry_price, exit_price, reason, fee, "
+                "pnl, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    scope,
+                    symbol,
+                    side.value,
+                    size,
+                    entry_price,
+                    exit_price,
+                    reason,
+                    fee,
+                    pnl,
+                    self.clock(),
+                ),
+            )
+
+    async def exits(self, scope: str | None = None) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM exit WHERE (? IS NULL OR scope = ?) ORDER BY id", (scope, scope)
+            )
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def open_incident(
+        self,
+        scope: str,
+        symbol: str,
+        kind: str,
+        attribution: Attribution,
+        detail: str,
+        *,
+        cost: float = 0.0,
+        unprotected_since: float | None = None,
+        severity: Severity = Severity.CRITICAL,
+        resolved: bool = False,
+    ) -> int:
+        now = self.clock()
+        detail = self.redact(detail)
+        async with self.db.write() as conn:
+            cur = await conn.execute(
+                "INSERT INTO incident(scope, symbol, kind, attribution, cost, detail, opened_at, "
+                "unprotected_since, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    scope,
+                    symbol,
+                    kind,
+                    attribution.value,
+                    cost,
+                    detail,
+                    now,
+                    unprotected_since,
+                    now if resolved else None,
+                ),
+            )
+            incident_id = cur.lastrowid
+            assert incident_id is not None
+            text = f"{kind} {scope} {symbol}: {detail} [attribution {attribution.value}"
+            text += f", cost {cost:.2f}]" if cost else "]"
+            await self._alert(conn, severity, text, f"incident:{scope}:{symbol}:{kind}", now)
+            return incident_id
+
+    async def resolve_incidents(self, scope: str, symbol: str, note: str) -> int:
+        now = self.clock()
+        async with self.db.write() as conn:
+            cur = await conn.execute(
+                "UPDATE incident SET resolved_at = ?, resolution = ? "
+                "WHERE scope = ? AND symbol = ? AND resolved_at IS NULL",
+                (now, note, scope, symbol),
+            )
+            if cur.rowcount:
+                await self._alert(
+                    conn,
+                    Severity.INFO,
+                    f"resolved {scope} {symbol}: {note}",
+                    f"resolved:{scope}:{symbol}",
+                    now,
+                )
+            return cur.rowcount
+
+    async def incidents(self, scope: str | None = None, limit: int = 100) -> list[Incident]:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM incident WHERE (? IS NULL OR scope = ?) ORDER BY id DESC LIMIT ?",
+                (scope, scope, limit),
+            )
+            return [_incident(r) for r in await cur.fetchall()]
+
+    async def alert(self, severity: Severity, text: str, key: str = "") -> None:
+        async with self.db.write() as conn:
+            await self._alert(conn, severity, text, key, self.clock())
+
+    async def _alert(
+        self, conn: aiosqlite.Connection, severity: Severity, text: str, key: str, now: float
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO alert_outbox(created_at, severity, key, text, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (now, severity.value, key, self.redact(text), now),
+        )

@@ -1,0 +1,60 @@
+"""The exchange error taxonomy the rest of the code relies on.
+
+Adapters translate every exchange/library error into one of these; the executor decides what to
+do from the class alone (retry a read, resolve an unknown write by client id, give up).
+"""
+
+from __future__ import annotations
+
+
+class ExchangeError(Exception):
+    retryable = False
+
+
+class Retryable(ExchangeError):
+    """Nothing happened; the same read may be tried again after a pause."""
+
+    retryable = True
+
+
+class NetworkError(Retryable):
+    pass
+
+
+class RateLimited(Retryable):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnknownOutcome(ExchangeError):
+    """A write whose result we did not see (timeout): resolve by client id, never resend."""
+
+    def __init__(self, message: str, client_id: str | None = None) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+
+
+class Rejected(ExchangeError):
+    """The exchange refused the request; ``code`` is the exchange's own code when it gave one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(f"{message} (code {code})" if code else message)
+        self.code = code
+        self.reason = message
+
+
+class StopWouldTrigger(Rejected):
+    """The stop level is already passed (OKX 51278, Hyperliquid "Invalid TP/SL price")."""
+
+
+class DuplicateClientId(Rejected):
+    """The client id was used before (OKX 51016): the order may already exist; look it up."""
+
+
+class InsufficientFunds(Rejected):
+    pass
+
+
+class AuthError(ExchangeError):
+    pass

@@ -1,0 +1,227 @@
+"""The stop-loss guardian (I5): a stateless reconciler, run every cycle and by the watchdog.
+
+refresh (positions, live stops, prices from the exchange) -> desired (each position has exactly
+one live reduce-only stop on the right side covering its full size) -> act: place the missing,
+replace the mis-sized, cancel extras and orphans, emergency-close when the level is passed.
+Every repair is an incident with an attribution and a critical alert, then a "resolved" alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trading import retry
+from trading.errors import ExchangeError
+from trading.journal import Attribution, Journal, StopStatus
+from trading.lease import LeaseGuard
+from trading.logfmt import event
+from trading.models import Market, Position, PositionSide, StopOrder, StopState
+from trading.port import ExchangePort
+from trading.settings import StopPolicy
+from trading.stops import StopKeeper, StopOutcome
+
+log = logging.getLogger("warden.guardian")
+
+
+@dataclass
+class GuardReport:
+    positions: int = 0
+    protected: int = 0
+    actions: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.actions and not self.errors
+
+
+def _default_level(p: Position, percent: float, market: Market) -> float:
+    factor = 1 - percent / 100 if p.side is PositionSide.LONG else 1 + percent / 100
+    return market.round_price(p.entry_price * factor)
+
+
+class Guardian:
+    def __init__(
+        self,
+        exchange: ExchangePort,
+        journal: Journal,
+        keeper: StopKeeper,
+        scope: str,
+        policy: StopPolicy,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.keeper = keeper
+        self.scope = scope
+        self.policy = policy
+        self.wall_clock = wall_clock
+
+    async def reconcile(self, lease: LeaseGuard, symbols: set[str] | None = None) -> GuardReport:
+        report = GuardReport()
+        try:
+            markets = await retry.read(self.exchange.markets)
+            positions = await retry.read(self.exchange.positions)
+            stops = await retry.read(self.exchange.open_stops)
+        except ExchangeError as exc:
+            # fail closed: without the exchange's view nothing is changed, the caller alerts
+            report.errors.append(f"cannot read the exchange: {exc}")
+            return report
+        held = {p.symbol for p in positions}
+        for p in positions:
+            if symbols is not None and p.symbol not in symbols:
+                continue
+            report.positions += 1
+            live = [s for s in stops if s.symbol == p.symbol]
+            try:
+                if await self._guard(lease, p, live, markets[p.symbol], report):
+                    report.protected += 1
+            except ExchangeError as exc:
+                report.errors.append(f"{p.symbol}: {exc}")
+        for s in stops:
+            if s.symbol in held or (symbols is not None and s.symbol not in symbols):
+                continue
+            await lease.ensure()
+            await self.exchange.cancel_stop(s.symbol, s.id)
+            report.actions.append(f"{s.symbol}: canceled orphan stop {s.id} (no position)")
+            event(log, "guardian.orphan_canceled", symbol=s.symbol, stop_id=s.id)
+        return report
+
+    async def _guard(
+        self,
+        lease: LeaseGuard,
+        p: Position,
+        live: list[StopOrder],
+        market: Market,
+        report: GuardReport,
+    ) -> bool:
+        last = await self.keeper.last_price(p.symbol)
+        desired = await self.journal.desired_stop_price(self.scope, p.symbol)
+        good = [
+            s
+            for s in live
+            if s.side is p.side.exit_side
+            and s.reduce_only
+            and s.covers(p, market)
+            and p.side.stop_is_protective(s.trigger_price, last)
+        ]
+        if good:
+            keep = min(good, key=lambda s: abs(s.trigger_price - (desired or s.trigger_price)))
+            for s in live:
+                if s is not keep:
+                    await lease.ensure()
+                    await self.exchange.cancel_stop(s.symbol, s.id)
+                    report.actions.append(f"{p.symbol}: canceled extra stop {s.id}")
+            await self.journal.mark_stop_seen_live(self.scope, p.symbol, keep.id)
+            await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
+            return True
+
+        why, attribution = await self._why_unprotected(p, live, market)
+        if desired is None:
+            sized = [s for s in live if s.side is p.side.exit_side]
+            desired = (
+                sized[0].trigger_price
+                if sized
+                else _default_level(p, self.policy.default_stop_percent, market)
+            )
+        since = await self._unprotected_since(p.symbol)
+        await self.journal.open_incident(
+            self.scope,
+            p.symbol,
+            "unprotected_position",
+            attribution,
+            f"{p.side.value} {p.size}: {why}; repairing (stop {desired}, last {last})",
+            unprotected_since=since,
+        )
+        event(
+            log,
+            "guardian.unprotected",
+            logging.ERROR,
+            symbol=p.symbol,
+            why=why,
+            attribution=attribution,
+            stop=desired,
+            last=last,
+        )
+        result = await self.keeper.place_verified(lease, p.symbol, p.side, p.size, desired)
+        if result.outcome is StopOutcome.VERIFIED:
+            assert result.stop is not None
+            for s in live:
+                await lease.ensure()
+                await self.exchange.cancel_stop(s.symbol, s.id)
+                report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
+            await self.journal.resolve_incidents(
+                self.scope, p.symbol, f"stop re-placed and verified live at {desired}"
+            )
+            report.actions.append(f"{p.symbol}: placed verified stop at {desired} ({why})")
+            return True
+        reason = (
+            "stop level already passed"
+            if result.outcome is StopOutcome.LEVEL_PASSED
+            else "no live stop after " + "; ".join(result.failures)
+        )
+        for s in live:
+            await lease.ensure()
+            await self.exchange.cancel_stop(s.symbol, s.id)
+        res = await self.keeper.emergency_close(
+            lease, p, self.scope, f"{why}; {reason}", desired, attribution, since
+        )
+        report.actions.append(
+            f"{p.symbol}: emergency close ({reason}): {res.status.value}"
+            + (f" at {res.order.average_price}" if res.order else "")
+        )
+        if res.filled:
+            await self.journal.resolve_incidents(self.scope, p.symbol, "position closed")
+        return False
+
+    async def _why_unprotected(
+        self, p: Position, live: list[StopOrder], market: Market
+    ) -> tuple[str, Attribution]:
+        wrong_size = [s for s in live if s.side is p.side.exit_side and not s.covers(p, market)]
+        if wrong_size:
+            return (
+                f"stop size {wrong_size[0].size} does not cover position {p.size}",
+                Attribution.EXECUTION,
+            )
+        if live:
+            return "stop on the wrong side or not reduce-only", Attribution.EXECUTION
+        records = await self.journal.stops_for(self.scope, p.symbol, limit=1)
+        if not records:
+            return "no stop at all for a position Warden did not open", Attribution.EXTERNAL
+        rec = records[0]
+        try:
+            seen = await retry.read(
+                lambda: self.exchange.get_stop(
+                    p.symbol, stop_id=rec.exchange_id, client_id=rec.client_id
+                )
+            )
+        except ExchangeError:
+            seen = None
+        if seen is None:
+            return f"stop {rec.client_id} not found on the exchange", Attribution.EXECUTION
+        if seen.state is StopState.FAILED:
+            await self.journal.update_stop(
+                rec.id, StopStatus.FAILED, exchange_state=seen.state, fail_code=seen.fail_code
+            )
+            return (
+                f"stop {rec.client_id} acknowledged but failed on the exchange "
+                f"(failCode {seen.fail_code})",
+                Attribution.EXECUTION,
+            )
+        if seen.state is StopState.CANCELED:
+            await self.journal.update_stop(rec.id, StopStatus.CANCELED, exchange_state=seen.state)
+            return f"stop {rec.client_id} was canceled outside Warden", Attribution.EXTERNAL
+        if seen.state is StopState.TRIGGERED:
+            await self.journal.update_stop(rec.id, StopStatus.TRIGGERED, exchange_state=seen.state)
+            return f"stop {rec.client_id} triggered but a position remains", Attribution.EXTERNAL
+        return (
+            f"stop {rec.client_id} is {seen.state.value} but not listed live",
+            Attribution.EXECUTION,
+        )
+
+    async def _unprotected_since(self, symbol: str) -> float:
+        seen = await self.journal.stop_checked_at(self.scope, symbol)
+        return seen if seen is not None else self.wall_clock()

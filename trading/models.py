@@ -1,0 +1,165 @@
+"""Typed domain models. Raw exchange payloads never leave the adapters; these do."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+
+class PositionSide(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def entry_side(self) -> OrderSide:
+        return OrderSide.BUY if self is PositionSide.LONG else OrderSide.SELL
+
+    @property
+    def exit_side(self) -> OrderSide:
+        return OrderSide.SELL if self is PositionSide.LONG else OrderSide.BUY
+
+    def stop_is_protective(self, trigger: float, last: float) -> bool:
+        """A long's stop sits below the market, a short's above; otherwise it fires at once."""
+        return trigger < last if self is PositionSide.LONG else trigger > last
+
+    def loss_at(self, entry: float, exit_: float, size: float) -> float:
+        """Signed P&L of a move from entry to exit for this side (negative is a loss)."""
+        sign = 1.0 if self is PositionSide.LONG else -1.0
+        return sign * (exit_ - entry) * size
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    PARTIALLY_FILLED = "partially_filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+
+class StopState(StrEnum):
+    """The exchange's own state of a stop order, not the placement answer.
+
+    OKX algo states map: live/pause/partially_effective -> LIVE, effective -> TRIGGERED,
+    canceled -> CANCELED, order_failed -> FAILED (with failCode). Hyperliquid: open -> LIVE,
+    triggered/filled -> TRIGGERED, canceled/marginCanceled/reduceOnlyCanceled/
+    siblingFilledCanceled -> CANCELED, rejected -> FAILED.
+    """
+
+    LIVE = "live"
+    FAILED = "failed"
+    TRIGGERED = "triggered"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not StopState.LIVE
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+@dataclass(frozen=True)
+class Market:
+    symbol: str
+    base: str
+    quote: str
+    contract_size: float  # base units per contract
+    min_size: float  # in base units
+    size_step: float  # in base units
+    price_step: float
+
+    def round_size(self, size: float) -> float:
+        """Round down to the size step: never trade more than asked."""
+        step = _dec(self.size_step)
+        return float((_dec(size) / step).to_integral_value(ROUND_DOWN) * step)
+
+    def round_price(self, price: float) -> float:
+        step = _dec(self.price_step)
+        return float((_dec(price) / step).to_integral_value(ROUND_HALF_UP) * step)
+
+    def size_ok(self, size: float) -> bool:
+        return math.isfinite(size) and size >= self.min_size - 1e-12
+
+
+@dataclass(frozen=True)
+class Candle:
+    ts: float  # open time, epoch seconds
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True)
+class Ticker:
+    symbol: str
+    last: float
+    ts: float
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    total: float  # equity incl. unrealised P&L
+    free: float
+    used: float
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    side: PositionSide
+    size: float  # base units, > 0
+    entry_price: float
+    unrealized_pnl: float = 0.0
+    leverage: float | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    symbol: str
+    id: str
+    client_id: str | None
+    side: OrderSide
+    size: float  # base units asked
+    filled: float  # base units filled
+    average_price: float | None
+    status: OrderStatus
+    reduce_only: bool
+    fee: float = 0.0
+    ts: float = 0.0
+
+
+@dataclass(frozen=True)
+class StopAck:
+    """What the placement call answered. Proves nothing about the stop being live (I4)."""
+
+    client_id: str
+    id: str | None  # Hyperliquid may answer "waitingForTrigger" with no id
+
+
+@dataclass(frozen=True)
+class StopOrder:
+    symbol: str
+    id: str
+    client_id: str | None
+    side: OrderSide  # the closing side
+    size: float  # base units
+    trigger_price: float
+    state: StopState
+    reduce_only: bool
+    fail_code: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def covers(self, position: Position, market: Market) -> bool:
+        return abs(self.size - position.size) < market.size_step / 2

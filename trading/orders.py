@@ -1,0 +1,131 @@
+"""Sending one market order the only safe way (I2): persisted intent with a deterministic
+client id first, the lease checked right before the write, an unknown outcome resolved by
+asking the exchange for that client id — never by sending again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from trading import retry
+from trading.errors import ExchangeError, Rejected, UnknownOutcome
+from trading.journal import Intent, IntentKind, IntentStatus, Journal
+from trading.lease import LeaseGuard
+from trading.logfmt import event
+from trading.models import Order, OrderSide, OrderStatus
+from trading.port import ExchangePort
+
+log = logging.getLogger("warden.orders")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    intent: Intent
+    order: Order | None  # None: rejected, or the outcome could not be established
+    status: IntentStatus
+    error: str | None = None
+
+    @property
+    def filled(self) -> bool:
+        return self.order is not None and self.order.filled > 0
+
+
+class OrderSender:
+    def __init__(
+        self,
+        exchange: ExchangePort,
+        journal: Journal,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        resolve_attempts: int = 5,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.sleep = sleep
+        self.resolve_attempts = resolve_attempts
+
+    async def send(
+        self,
+        lease: LeaseGuard,
+        kind: IntentKind,
+        symbol: str,
+        side: OrderSide,
+        size: float,
+        *,
+        reduce_only: bool,
+        purpose: str,
+        stop_price: float | None = None,
+    ) -> SendResult:
+        intent = await self.journal.create_intent(
+            lease, kind, symbol, side, size, stop_price, purpose
+        )
+        await lease.ensure()
+        try:
+            order = await self.exchange.place_market_order(
+                symbol, side, size, intent.client_id, reduce_only=reduce_only
+            )
+        except UnknownOutcome as exc:
+            event(
+                log,
+                "order.unknown_outcome",
+                logging.WARNING,
+                client_id=intent.client_id,
+                symbol=symbol,
+                error=str(exc),
+            )
+            await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
+            return await self.resolve(intent)
+        except Rejected as exc:
+            await self.journal.finish_intent(intent.id, IntentStatus.REJECTED, error=str(exc))
+            return SendResult(intent, None, IntentStatus.REJECTED, str(exc))
+        except ExchangeError as exc:
+            # any other failure of a write is an unknown outcome until the exchange says otherwise
+            await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
+            return await self.resolve(intent)
+        return await self._record(intent, order)
+
+    async def resolve(self, intent: Intent) -> SendResult:
+        """Ask the exchange what became of this client id; repeat a few times, never resend."""
+        last_error = "not found on the exchange"
+        for attempt in range(self.resolve_attempts):
+            try:
+                order = await retry.read(
+                    lambda: self.exchange.get_order(intent.symbol, client_id=intent.client_id),
+                    sleep=self.sleep,
+                )
+            except ExchangeError as exc:
+                last_error = str(exc)
+                order = None
+            if order is not None:
+                event(log, "order.resolved", client_id=intent.client_id, status=order.status)
+                return await self._record(intent, order)
+            await self.sleep(0.5 * (attempt + 1))
+        await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=last_error)
+        return SendResult(intent, None, IntentStatus.UNKNOWN, last_error)
+
+    async def _record(self, intent: Intent, order: Order) -> SendResult:
+        if order.filled > 0:
+            status = IntentStatus.FILLED
+        elif order.status in (OrderStatus.REJECTED, OrderStatus.CANCELED):
+            status = IntentStatus.REJECTED
+        else:
+            status = IntentStatus.UNKNOWN
+        await self.journal.finish_intent(
+            intent.id,
+            status,
+            order_id=order.id,
+            filled=order.filled,
+            price=order.average_price,
+            fee=order.fee,
+        )
+        event(
+            log,
+            "order.recorded",
+            client_id=intent.client_id,
+            kind=intent.kind,
+            status=status,
+            filled=order.filled,
+            price=order.average_price,
+        )
+        return SendResult(intent, order, status)

@@ -1,0 +1,248 @@
+"""The stop-loss logic (I4): a stop is live only when the exchange's own record says so.
+
+``StopKeeper.place_verified`` places a reduce-only stop, waits, reads the stop's record back from
+the exchange, and re-places (with a new client id) until it is seen live or the attempts run out.
+``emergency_close`` is the last resort when no live stop can be had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from trading import retry
+from trading.errors import ExchangeError, Rejected, StopWouldTrigger
+from trading.journal import Attribution, IntentKind, Journal, StopRecord, StopStatus
+from trading.lease import LeaseGuard
+from trading.logfmt import event
+from trading.models import Position, PositionSide, StopAck, StopOrder, StopState
+from trading.orders import OrderSender, SendResult
+from trading.port import ExchangePort
+from trading.settings import StopPolicy
+
+log = logging.getLogger("warden.stops")
+
+
+class StopOutcome(StrEnum):
+    VERIFIED = "verified"  # read back from the exchange in its live state
+    LEVEL_PASSED = "level_passed"  # the market is already beyond the stop level
+    UNVERIFIED = "unverified"  # every attempt ended without a live stop
+
+
+@dataclass
+class StopResult:
+    outcome: StopOutcome
+    stop: StopOrder | None = None
+    record: StopRecord | None = None
+    attempts: int = 0
+    failures: list[str] = field(default_factory=list)
+    # seconds from the first placement call to the read-back that showed it was not live
+    detection_latency: float | None = None
+
+
+def emergency_cost(side: PositionSide, level: float, fill: float, size: float) -> float:
+    """Money lost beyond the stop level: what a working stop would have saved."""
+    return max(0.0, -side.loss_at(level, fill, size))
+
+
+class StopKeeper:
+    def __init__(
+        self,
+        exchange: ExchangePort,
+        journal: Journal,
+        sender: OrderSender,
+        policy: StopPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.sender = sender
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
+
+    async def last_price(self, symbol: str) -> float:
+        ticker = await retry.read(lambda: self.exchange.ticker(symbol), sleep=self.sleep)
+        return ticker.last
+
+    async def place_verified(
+        self, lease: LeaseGuard, symbol: str, side: PositionSide, size: float, trigger: float
+    ) -> StopResult:
+        result = StopResult(StopOutcome.UNVERIFIED)
+        started: float | None = None
+        for attempt in range(1, self.policy.verify_attempts + 1):
+            result.attempts = attempt
+            last = await self.last_price(symbol)
+            if not side.stop_is_protective(trigger, last):
+                result.outcome = StopOutcome.LEVEL_PASSED
+                result.failures.append(f"last price {last} is already beyond the stop {trigger}")
+                return result
+            record = await self.journal.create_stop(lease, symbol, side, size, trigger)
+            result.record = record
+            await lease.ensure()
+            if started is None:
+                started = self.clock()
+            try:
+                ack = await self.exchange.place_stop(
+                    symbol, side.exit_side, size, trigger, record.client_id
+                )
+            except StopWouldTrigger as exc:
+                await self.journal.update_stop(
+                    record.id, StopStatus.WOULD_TRIGGER, api_answer=str(exc)
+                )
+                result.outcome = StopOutcome.LEVEL_PASSED
+                result.failures.append(f"stop refused, level already passed: {exc}")
+                return result
+            except Rejected as exc:
+                await self.journal.update_stop(record.id, StopStatus.REJECTED, api_answer=str(exc))
+                result.failures.append(f"attempt {attempt}: rejected: {exc}")
+                event(
+                    log,
+                    "stop.rejected",
+                    logging.WARNING,
+                    symbol=symbol,
+                    attempt=attempt,
+                    error=str(exc),
+                )
+                await self.sleep(self.policy.verify_delay)
+                continue
+            except ExchangeError as exc:
+                # unknown outcome: the read-back by client id below settles it
+                ack = StopAck(record.client_id, None)
+                await self.journal.update_stop(
+                    record.id, StopStatus.ACKED, api_answer=f"no answer: {exc}"
+                )
+            else:
+                await self.journal.update_stop(
+                    record.id,
+                    StopStatus.ACKED,
+                    exchange_id=ack.id,
+                    api_answer=f"accepted id={ack.id}",
+                )
+            await self.sleep(self.policy.verify_delay)
+            observed = await self._read_back(symbol, ack)
+            if observed is not None and observed.state is StopState.LIVE:
+                await self.journal.update_stop(
+                    record.id,
+                    StopStatus.VERIFIED,
+                    exchange_id=observed.id,
+                    exchange_state=observed.state,
+                    verified=True,
+                )
+                result.outcome, result.stop = StopOutcome.VERIFIED, observed
+                event(
+                    log,
+                    "stop.verified",
+                    symbol=symbol,
+                    client_id=record.client_id,
+                    trigger=trigger,
+                    size=size,
+                    attempt=attempt,
+                )
+                return result
+            state = observed.state if observed is not None else None
+            fail_code = observed.fail_code if observed is not None else None
+            await self.journal.update_stop(
+                record.id,
+                StopStatus.FAILED,
+                exchange_id=observed.id if observed is not None else None,
+                exchange_state=state,
+                fail_code=fail_code,
+            )
+            if result.detection_latency is None:
+                result.detection_latency = self.clock() - started
+            what = f"{state.value} (failCode {fail_code})" if state else "not found"
+            result.failures.append(f"attempt {attempt}: acknowledged, exchange shows {what}")
+            event(
+                log,
+                "stop.not_live",
+                logging.ERROR,
+                symbol=symbol,
+                client_id=record.client_id,
+                attempt=attempt,
+                exchange_state=state,
+                fail_code=fail_code,
+            )
+        return result
+
+    async def _read_back(self, symbol: str, ack: StopAck) -> StopOrder | None:
+        try:
+            return await retry.read(
+                lambda: self.exchange.get_stop(symbol, stop_id=ack.id, client_id=ack.client_id),
+                sleep=self.sleep,
+            )
+        except ExchangeError as exc:
+            event(log, "stop.read_back_failed", logging.WARNING, symbol=symbol, error=str(exc))
+            return None
+
+    async def emergency_close(
+        self,
+        lease: LeaseGuard,
+        position: Position,
+        scope: str,
+        why: str,
+        level: float,
+        attribution: Attribution,
+        unprotected_since: float | None = None,
+    ) -> SendResult:
+        """Reduce-only market close; an incident with its cost and a critical alert, always."""
+        res = await self.sender.send(
+            lease,
+            IntentKind.EMERGENCY_CLOSE,
+            position.symbol,
+            position.side.exit_side,
+            position.size,
+            reduce_only=True,
+            purpose=f"emergency close: {why}",
+        )
+        if res.filled and res.order is not None and res.order.average_price is not None:
+            fill = res.order.average_price
+            cost = emergency_cost(position.side, level, fill, res.order.filled)
+            await self.journal.record_exit(
+                scope,
+                position.symbol,
+                position.side,
+                res.order.filled,
+                position.entry_price,
+                fill,
+                f"emergency({why})",
+                res.order.fee,
+            )
+            await self.journal.open_incident(
+                scope,
+                position.symbol,
+                "emergency_close",
+                attribution,
+                f"{position.side.value} {res.order.filled} closed at {fill} "
+                f"(stop level {level}): {why}",
+                cost=cost,
+                unprotected_since=unprotected_since,
+                resolved=True,
+            )
+            event(
+                log,
+                "stop.emergency_close",
+                logging.CRITICAL,
+                symbol=position.symbol,
+                fill=fill,
+                stop_level=level,
+                cost=round(cost, 2),
+                attribution=attribution,
+                why=why,
+            )
+        else:
+            await self.journal.open_incident(
+                scope,
+                position.symbol,
+                "emergency_close_failed",
+                attribution,
+                f"{position.side.value} {position.size} could NOT be closed ({res.status.value}: "
+                f"{res.error}); the position has no live stop: act now",
+                unprotected_since=unprotected_since,
+            )
+        return res

@@ -8,6 +8,7 @@ read-then-write transaction can never be overtaken between its read and its writ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,25 +65,49 @@ class Database:
     async def close(self) -> None:
         await self._conn.close()
 
+    async def _settle(self, sql: str) -> None:
+        """Run a transaction-control statement to its end even if our task is cancelled.
+
+        aiosqlite runs statements on a worker thread: a cancelled await does not stop a BEGIN
+        that is waiting for the write lock, and the connection would stay inside a transaction
+        nobody owns. So the statement is shielded, and a cancellation is re-raised only after
+        the statement finished (and a BEGIN was rolled back).
+        """
+        fut = asyncio.ensure_future(self._conn.execute(sql))
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await fut
+                if sql.startswith("BEGIN"):
+                    await self._conn.execute("ROLLBACK")
+            raise
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction holding SQLite's write lock from its first statement."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._settle("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._settle("ROLLBACK")
                 raise
             else:
-                await self._conn.execute("COMMIT")
+                try:
+                    await self._settle("COMMIT")
+                except sqlite3.Error:
+                    # a failed COMMIT (disk full, I/O error) leaves the transaction open
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._settle("ROLLBACK")
+                    raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A consistent snapshot for several reads (a deferred transaction never writes)."""
         async with self._lock:
-            await self._conn.execute("BEGIN")
+            await self._settle("BEGIN")
             try:
                 yield self._conn
             finally:
-                await self._conn.execute("ROLLBACK")
+                await self._settle("ROLLBACK")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,7 @@ class HeldLease:
         self.expires_at = holder.expires_at
         self.lost_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._released = False
 
     def start_heartbeat(self) -> None:
@@ -40,7 +42,10 @@ class HeldLease:
 
     async def _beat(self) -> None:
         while self.lost_reason is None:
-            await asyncio.sleep(self.heartbeat_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.heartbeat_interval)
+            if self._stop.is_set():
+                return
             try:
                 expires = await self.store.renew(self.scope, self.owner, self.token, self.ttl)
             except Exception as exc:
@@ -79,11 +84,15 @@ class HeldLease:
             raise LeaseLost(f"execution lease for {self.scope} lost: {self.lost_reason}")
 
     async def release(self) -> None:
+        # Stop the heartbeat without cancelling it: a renew cancelled while its BEGIN IMMEDIATE
+        # waits for the write lock still runs on aiosqlite's thread and leaves the connection
+        # inside a transaction that nobody commits (this process then holds SQLite's write lock
+        # for good and every later BEGIN fails). A renew in flight is let finish; it is short.
+        # The shield keeps a cancellation of release() itself from reaching the heartbeat.
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            await asyncio.shield(task)
         if not self._released:
             self._released = True
             if self.lost_reason is None:
@@ -99,10 +108,10 @@ class LeaseManager:
     async def acquire(self, scope: str, purpose: str, wait: float = 0.0) -> HeldLease:
         """Take the lease, waiting at most ``wait`` seconds; ``LeaseBusy`` names the holder."""
         owner = new_owner()
-        deadline = self.store.clock() + wait
+        deadline = time.monotonic() + wait  # waiting is local: the monotonic clock
         delay = 0.02
         while True:
-            last_try = self.store.clock() + delay > deadline
+            last_try = time.monotonic() + delay > deadline
             result = await self.store.try_acquire(
                 scope, owner, purpose, self.ttl, record_refusal=last_try
             )

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("run", "start the agent (daemon) on the configured exchanges", _lazy("unavailable"))
+    add("run", "start the agent (daemon) on the configured exchanges", _lazy("run"))
     p = add(
         "cycle", "run one strategy cycle now, through the execution lease", _lazy("unavailable")
     )
@@ -132,9 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("pnl", "realised P&L with loss attribution", _lazy("unavailable"), json_flag=True)
     add("backtest", "replay candles through a strategy", _lazy("unavailable"))
-    p = add(
-        "drill", "run a scripted failure drill on a throwaway paper exchange", _lazy("unavailable")
-    )
+    p = add("drill", "run a scripted failure drill on a throwaway paper exchange", _lazy("drill"))
     p.add_argument("name", metavar="NAME")
     add("doctor", "check configuration, secrets and database", _lazy("doctor"), json_flag=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.config import Config, Secrets, load_config, load_secrets, resolve_config_path
 from bot.config.errors import ConfigError
-from bot.logs import setup_logging
+from bot.logs import Redactor, setup_logging
 from storage.db import Database
 from storage.held_lease import LeaseManager
 from storage.lease import LeaseStore
@@ -47,10 +47,15 @@ class Context:
 
 def build_context(args: argparse.Namespace) -> Context:
     """Validate everything before anything starts: a bad config or secret raises ConfigError."""
-    path = resolve_config_path(getattr(args, "config", None))
-    config = load_config(path)
     env_file = getattr(args, "env_file", None)
     secrets = load_secrets(Path(env_file) if env_file else None)
+    path = resolve_config_path(getattr(args, "config", None))
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        # config errors echo offending values and are printed before logging (and its redaction)
+        # is set up: a key pasted into warden.toml by mistake must not be repeated on stderr
+        raise ConfigError(Redactor(secrets.secret_strings())(str(exc))) from None
     level = getattr(args, "log_level", None) or config.logging.level
     fmt = "json" if getattr(args, "log_json", False) else config.logging.format
     setup_logging(level, fmt, secrets.secret_strings())

@@ -61,13 +61,15 @@ class KeyValueFormatter(logging.Formatter):
             f"{ts}.{int(record.msecs):03d}Z",
             record.levelname,
             record.name,
-            record.getMessage(),
+            self.redact(record.getMessage()),
         ]
         fields: dict[str, Any] = getattr(record, "fields", {}) or {}
-        parts.extend(f"{k}={_render_value(v)}" for k, v in fields.items())
+        # values are redacted before quoting: json.dumps escapes '"', '\\' and non-ASCII, and a
+        # secret holding one of those would no longer match in the final text
+        parts.extend(f"{k}={_render_value(self.redact(str(v)))}" for k, v in fields.items())
         line = " ".join(parts)
         if record.exc_info:
-            exc = self.formatException(record.exc_info).replace("\n", "\n    ")
+            exc = self.redact(self.formatException(record.exc_info)).replace("\n", "\n    ")
             line += "\n    " + exc
         return self.redact(line)
 
@@ -82,13 +84,14 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname,
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": self.redact(record.getMessage()),
         }
         fields: dict[str, Any] = getattr(record, "fields", {}) or {}
+        # strings are redacted before JSON encoding escapes them (see KeyValueFormatter)
         for k, v in fields.items():
-            obj[k] = v if isinstance(v, int | float | bool | type(None)) else str(v)
+            obj[k] = v if isinstance(v, int | float | bool | type(None)) else self.redact(str(v))
         if record.exc_info:
-            obj["exc"] = self.formatException(record.exc_info)
+            obj["exc"] = self.redact(self.formatException(record.exc_info))
         return self.redact(json.dumps(obj, ensure_ascii=False))
 
 

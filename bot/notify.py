@@ -19,9 +19,8 @@ class TerminalNotifier:
         sent = 0
         for alert in await outbox.due():
             ts = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
-            self.stream.write(
-                f"[ALERT {alert.severity.upper()}] {ts} {ICON.get(alert.severity, '')}{alert.text}\n"
-            )
+            icon = ICON.get(alert.severity, "")
+            self.stream.write(f"[ALERT {alert.severity.upper()}] {ts} {icon}{alert.text}\n")
             self.stream.flush()
             await outbox.delivered(alert.id)
             sent += 1

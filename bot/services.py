@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.config import Config
@@ -46,13 +48,18 @@ def risk_limits(config: Config) -> RiskLimits:
     )
 
 
-def build_account(config: Config, name: str, db: Database) -> Account:
+def build_account(
+    config: Config,
+    name: str,
+    db: Database,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Account:
     scope = config.lease_scope(name)
     exchange = build_exchange(config, name, db)
     journal = JournalStore(db, redact=redactor())
-    sender = OrderSender(exchange, journal)
+    sender = OrderSender(exchange, journal, sleep=sleep)
     policy = stop_policy(config)
-    keeper = StopKeeper(exchange, journal, sender, policy)
+    keeper = StopKeeper(exchange, journal, sender, policy, sleep=sleep)
     guardian = Guardian(exchange, journal, keeper, scope, policy)
     executor = Executor(exchange, journal, sender, keeper, guardian, scope, risk_limits(config))
     return Account(name, scope, exchange, journal, keeper, guardian, executor)

@@ -443,9 +443,22 @@ class JournalStore:
             )
             return [_incident(r) for r in await cur.fetchall()]
 
-    async def alert(self, severity: Severity, text: str, key: str = "") -> None:
+    async def alert(
+        self, severity: Severity, text: str, key: str = "", repeat_after: float = 0.0
+    ) -> bool:
+        """Queue an alert; with ``repeat_after``, an alert with the same key queued within that
+        many seconds suppresses this one (a lasting condition is re-raised, not spammed)."""
         async with self.db.write() as conn:
-            await self._alert(conn, severity, text, key, self.clock())
+            now = self.clock()
+            if repeat_after > 0 and key:
+                cur = await conn.execute(
+                    "SELECT 1 FROM alert_outbox WHERE key = ? AND created_at > ? LIMIT 1",
+                    (key, now - repeat_after),
+                )
+                if await cur.fetchone() is not None:
+                    return False
+            await self._alert(conn, severity, text, key, now)
+            return True
 
     async def _alert(
         self, conn: aiosqlite.Connection, severity: Severity, text: str, key: str, now: float

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from storage.errors import StorageError
 from storage.journal_schema import JOURNAL_STATEMENTS
+from storage.paper_schema import PAPER_SCHEMA
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -54,6 +55,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (2, "journal: intents, stops, exits, incidents, alert outbox", JOURNAL_STATEMENTS),
+    (3, "paper exchange", PAPER_SCHEMA),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -38,8 +38,11 @@ class Outbox:
         for r in rows:
             if r["next_attempt_at"] > now:
                 break  # keep order: nothing overtakes an alert that is waiting to be retried
-            due.append(PendingAlert(r["id"], r["created_at"], r["severity"], r["key"], r["text"],
-                                    r["attempts"]))
+            due.append(
+                PendingAlert(
+                    r["id"], r["created_at"], r["severity"], r["key"], r["text"], r["attempts"]
+                )
+            )
         return due
 
     async def delivered(self, alert_id: int) -> None:

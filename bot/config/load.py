@@ -91,9 +91,14 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         elif etype == "missing":
             msg = "required key is missing"
         elif etype == "union_tag_not_found":
-            msg = "missing key 'kind' (one of: " + ", ".join(_KINDS) + ")"
+            key += ".kind"
+            msg = "required key is missing (one of: " + ", ".join(_KINDS) + ")"
         elif etype == "union_tag_invalid":
-            msg = f"kind must be one of: {', '.join(_KINDS)} (got {err['input']!r})"
+            # the input here is the whole exchange table: echo only the tag, never the table
+            # (it may hold a key pasted there by mistake)
+            tag = (err.get("ctx") or {}).get("tag", "?")
+            key += ".kind"
+            msg = f"must be one of: {', '.join(_KINDS)} (got {tag!r})"
         else:
             msg = err["msg"]
             if "input" in err and not isinstance(err["input"], dict | list):

@@ -14,7 +14,9 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: `inf` and `nan` are valid TOML floats, but never a valid setting
+    # (a bound like gt=0 alone lets `starting_balance = inf` through)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class StorageConfig(StrictModel):
@@ -96,8 +98,17 @@ class PaperExchangeConfig(StrictModel):
     starting_balance: float = Field(10_000.0, gt=0)
     taker_fee: float = Field(0.0005, ge=0, lt=0.1)
     slippage_bps: float = Field(5.0, ge=0, le=1000)
+    leverage: float = Field(5.0, gt=0, le=125)
     markets: list[PaperMarketConfig] = Field(default_factory=_default_paper_markets, min_length=1)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+    @model_validator(mode="after")
+    def _unique_symbols(self) -> PaperExchangeConfig:
+        symbols = [m.symbol for m in self.markets]
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ValueError(f"markets: symbol listed more than once: {', '.join(twice)}")
+        return self
 
 
 class OkxExchangeConfig(StrictModel):

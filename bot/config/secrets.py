@@ -47,9 +47,14 @@ class Secrets:
 
 def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Secrets:
     env = os.environ if environ is None else environ
-    path = env_file if env_file is not None else Path(env.get("WARDEN_ENV_FILE", ".env"))
+    explicit = env_file if env_file is not None else env.get("WARDEN_ENV_FILE") or None
+    path = Path(explicit) if explicit is not None else Path(".env")
     merged: dict[str, str] = {}
-    if path.is_file():
+    if explicit is not None and not path.exists():
+        # a file named on purpose (--env-file, $WARDEN_ENV_FILE) that is not there is a mistake,
+        # not "no secrets": only the default ./.env is optional
+        raise ConfigError(f"secrets file {path}: not found")
+    if explicit is not None or path.is_file():
         try:
             file_values = dotenv_values(path)
         except (OSError, UnicodeDecodeError) as exc:
@@ -58,20 +63,32 @@ def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None
     merged.update({k: v for k, v in env.items() if k in (*SECRET_NAMES, ALLOWED_USERS)})
 
     values = {k: SecretStr(merged[k].strip()) for k in SECRET_NAMES if merged.get(k, "").strip()}
-    users = _parse_user_ids(merged.get(ALLOWED_USERS, ""), str(path))
+    secrets = Secrets(values=values)
+    users = _parse_user_ids(merged.get(ALLOWED_USERS, ""), str(path), secrets.secret_strings())
     return Secrets(values=values, telegram_allowed_user_ids=users)
 
 
-def _parse_user_ids(raw: str, source: str) -> frozenset[int]:
+# an entry longer than this is not echoed in the error: it is more likely a pasted key than a typo
+_ECHO_MAX = 24
+
+
+def _parse_user_ids(raw: str, source: str, secrets: list[str]) -> frozenset[int]:
     ids: set[int] = set()
-    for part in raw.split(","):
+    entries = raw.split(",")
+    for n, part in enumerate(entries, start=1):
         part = part.strip()
         if not part:
             continue
         try:
             ids.add(int(part))
         except ValueError:
+            # this message is printed before logging (and its redaction) is set up: a token
+            # pasted into the wrong variable must not be echoed
+            secret_like = len(part) > _ECHO_MAX or any(
+                s in part or (len(part) >= 8 and part in s) for s in secrets
+            )
+            what = f"entry {n}" if secret_like else repr(part)
             raise ConfigError(
-                f"{ALLOWED_USERS} (environment or {source}): {part!r} is not a numeric user id"
+                f"{ALLOWED_USERS} (environment or {source}): {what} is not a numeric user id"
             ) from None
     return frozenset(ids)

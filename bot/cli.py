@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 from bot import exit_codes
 from bot.config.errors import ConfigError
 from bot.context import Context, build_context
+from bot.logs import redactor
 from storage.errors import StorageError
 
 Handler = Callable[[Context], Coroutine[Any, Any, int]]
@@ -152,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", default="manual hold (warden lock --hold)")
     p.add_argument(
         "--wait",
-        type=float,
+        type=non_negative_number,
         default=0.0,
         metavar="SECONDS",
         help="with --hold: wait this long for the lease before giving up",
@@ -170,20 +172,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "config", None) == "":
+        parser.error("--config: empty path")
+    redact = redactor()
     try:
         ctx = build_context(args)
         return asyncio.run(args.handler(ctx))
-    except ConfigError as exc:
-        print(f"warden: {exc}", file=sys.stderr)
-        return exit_codes.USAGE
-    except StorageError as exc:
-        print(f"warden: {exc}", file=sys.stderr)
+    except (ConfigError, StorageError) as exc:
+        print(f"warden: {redact(str(exc))}", file=sys.stderr)
         return exit_codes.USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # the traceback goes through the logging redaction filter, never raw to the terminal
+        logging.getLogger("warden").critical("internal error", exc_info=True)
+        print(f"warden: internal error: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return exit_codes.REFUSED
 
 
 if __name__ == "__main__":

@@ -154,9 +154,12 @@ def test_env_file_option_after_the_command(tmp_path: Path) -> None:
     (tmp_path / "keys.env").write_text(
         "OKX_API_KEY=k-123456\nOKX_API_SECRET=s-123456\nOKX_API_PASSPHRASE=p-123456\n"
     )
-    assert warden(tmp_path, "doctor").returncode == 1  # ./.env does not exist
+    out = warden(tmp_path, "doctor")  # ./.env does not exist
+    assert out.returncode == 1
+    assert "missing secrets" in out.stdout
     out = warden(tmp_path, "doctor", "--env-file", "keys.env")
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert "missing secrets" not in out.stdout, out.stdout + out.stderr
+    assert "exchange okx: okx: secrets set" in out.stdout
     out = warden(tmp_path, "doctor", "--env-file", "absent.env")
     assert out.returncode == 2
     assert "absent.env: not found" in out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot import exit_codes
 from bot.commands.render import print_json
@@ -31,19 +32,12 @@ async def _checks(ctx: Context) -> list[Check]:
         needed = REQUIRED_SECRETS.get(type(ex), ())
         missing = [s for s in needed if not ctx.secrets.get(s)]
         if missing:
-            checks.append(
-                Check(
-                    f"exchange {name}", "fail", f"{ex.kind}: missing secrets {', '.join(missing)}"
-                )
-            )
+            status, detail = "fail", f"{ex.kind}: missing secrets {', '.join(missing)}"
+        elif ex.kind != "paper":
+            status, detail = "fail", f"{ex.kind}: secrets set, but this version supports only paper"
         else:
-            checks.append(
-                Check(
-                    f"exchange {name}",
-                    "ok",
-                    f"{ex.kind}, lease scope {ctx.config.lease_scope(name)}",
-                )
-            )
+            status, detail = "ok", f"{ex.kind}, lease scope {ctx.config.lease_scope(name)}"
+        checks.append(Check(f"exchange {name}", status, detail))
     if ctx.secrets.get("TELEGRAM_BOT_TOKEN"):
         if ctx.secrets.telegram_allowed_user_ids:
             n = len(ctx.secrets.telegram_allowed_user_ids)
@@ -59,6 +53,9 @@ async def _checks(ctx: Context) -> list[Check]:
     else:
         checks.append(Check("telegram", "warn", "no TELEGRAM_BOT_TOKEN: alerts go to the terminal"))
     path = ctx.config.storage.path
+    if path != ":memory:" and not Path(path).exists():
+        checks.append(Check("database", "ok", f"{path}: not created yet (made on first start)"))
+        return checks
     try:
         db = await Database.open(path, migrate=False)
         try:

@@ -93,11 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", "start the agent (daemon) on the configured exchanges", _lazy("run"))
-    p = add(
-        "cycle", "run one strategy cycle now, through the execution lease", _lazy("unavailable")
-    )
+    p = add("cycle", "run one strategy cycle now, through the execution lease", _lazy("cycle"))
     p.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
     p.add_argument("--strategy", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p = add(
+        "pause", "stop new entries (stops stay guarded)", _lazy("pause", "pause"), exchange=True
+    )
+    p.add_argument("--reason", default="manual pause", help="shown in status")
+    add("resume", "allow new entries again", _lazy("pause", "resume"), exchange=True)
 
     p = add(
         "open",

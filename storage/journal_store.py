@@ -320,21 +320,40 @@ class JournalStore:
             return [_stop(r) for r in await cur.fetchall()]
 
     async def stop_checked_at(self, scope: str, symbol: str) -> float | None:
-        """When a stop of this symbol was last read back live, for unprotected-time figures."""
+        """When a stop of this symbol was last read back live, for unprotected-time figures.
+
+        ``verified_at`` is set only by a live read-back (placement or guardian run); the
+        record's current state may since have become canceled or failed, and ``checked_at``
+        moves with any read-back, so neither can tell when the stop was last seen live."""
         async with self.db.read() as conn:
             cur = await conn.execute(
-                "SELECT MAX(COALESCE(checked_at, verified_at)) FROM stop_placement "
-                "WHERE scope = ? AND symbol = ? AND exchange_state = ?",
-                (scope, symbol, StopState.LIVE.value),
+                "SELECT MAX(verified_at) FROM stop_placement WHERE scope = ? AND symbol = ?",
+                (scope, symbol),
             )
             row = await cur.fetchone()
             return row[0] if row else None
 
-    async def desired_stop_price(self, scope: str, symbol: str) -> float | None:
+    async def position_owner(self, scope: str, symbol: str) -> str | None:
+        """The purpose of the entry that opened the symbol's current position (e.g. its
+        strategy), so a strategy only ever exits what it opened itself."""
         async with self.db.read() as conn:
             cur = await conn.execute(
-                "SELECT stop_price FROM intent WHERE scope = ? AND symbol = ? AND kind = ? "
-                "AND status = ? AND stop_price IS NOT NULL ORDER BY id DESC LIMIT 1",
+                "SELECT purpose FROM intent WHERE scope = ? AND symbol = ? AND kind = ? "
+                "AND status = ? ORDER BY id DESC LIMIT 1",
+                (scope, symbol, IntentKind.ENTRY.value, IntentStatus.FILLED.value),
+            )
+            row = await cur.fetchone()
+            return str(row[0]) if row else None
+
+    async def desired_stop_price(self, scope: str, symbol: str) -> float | None:
+        # an entry whose position Warden has since closed (an exit recorded after its fill)
+        # says nothing about the symbol's position now
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT stop_price FROM intent AS i WHERE scope = ? AND symbol = ? AND kind = ? "
+                "AND status = ? AND stop_price IS NOT NULL AND NOT EXISTS (SELECT 1 FROM exit "
+                "AS e WHERE e.scope = i.scope AND e.symbol = i.symbol AND e.at >= i.updated_at) "
+                "ORDER BY id DESC LIMIT 1",
                 (scope, symbol, IntentKind.ENTRY.value, IntentStatus.FILLED.value),
             )
             row = await cur.fetchone()

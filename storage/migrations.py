@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from storage.cycle_schema import CYCLE_STATEMENTS
 from storage.errors import StorageError
 from storage.journal_schema import JOURNAL_STATEMENTS
 from storage.paper_schema import PAPER_SCHEMA
@@ -56,6 +57,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
     (2, "journal: intents, stops, exits, incidents, alert outbox", JOURNAL_STATEMENTS),
     (3, "paper exchange", PAPER_SCHEMA),
+    (4, "strategy cycle records", CYCLE_STATEMENTS),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from bot.config import Config, ConfigError, load_config, resolve_config_path
+from bot.config.demo import DEMO
 from bot.config.schema import (
     FaultsConfig,
     GuardianConfig,
@@ -27,9 +28,12 @@ from bot.config.schema import (
     OkxExchangeConfig,
     PaperExchangeConfig,
     PaperMarketConfig,
+    ReplayConfig,
     RiskConfig,
+    SchedulerConfig,
     StorageConfig,
 )
+from bot.config.strategy import StrategyConfig, StrategyRiskConfig
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "warden.example.toml"
@@ -101,7 +105,12 @@ def error_for(path: Path, text: str | None = None) -> str:
 def test_no_file_anywhere_gives_builtin_defaults(tmp_path: Path) -> None:
     assert resolve_config_path(None, environ={}) is None
     config = load_config(None, environ={})
-    assert config == Config()
+    # no file: the embedded demo (paper replay, both strategies, fault injection on)
+    assert config == Config.model_validate(DEMO)
+    assert [s.kind for s in config.strategies] == ["momentum_breakout", "bollinger"]
+    paper = config.exchanges["paper"]
+    assert isinstance(paper, PaperExchangeConfig)
+    assert paper.replay is not None and paper.faults.stop_silent_fail == 1
     assert list(config.exchanges) == ["paper"]
     assert isinstance(config.exchanges["paper"], PaperExchangeConfig)
     assert config.storage.path == "./warden.db"
@@ -180,7 +189,11 @@ def _uncommented_example() -> str:
     """The example with its commented-out keys and tables switched on."""
     lines = []
     for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^# (\[exchanges\.[a-z]+\]|[a-z_]+ = .*)$", line)
+        m = re.match(
+            r"^# (\[exchanges\.[a-z.]+\]|\[\[strategies\]\]|\[strategies\.[a-z]+\]"
+            r"|[a-z_]+ = .*)$",
+            line,
+        )
         lines.append(m.group(1) if m else line)
     return "\n".join(lines) + "\n"
 
@@ -215,6 +228,10 @@ def test_example_lists_every_key() -> None:
         "exchanges.paper.markets": (data["exchanges"]["paper"]["markets"][0], PaperMarketConfig),
         "exchanges.okx": (data["exchanges"]["okx"], OkxExchangeConfig),
         "exchanges.hyperliquid": (data["exchanges"]["hyperliquid"], HyperliquidExchangeConfig),
+        "exchanges.paper.replay": (data["exchanges"]["paper"]["replay"], ReplayConfig),
+        "scheduler": (data["scheduler"], SchedulerConfig),
+        "strategies": (data["strategies"][0], StrategyConfig),
+        "strategies.risk": (data["strategies"][0]["risk"], StrategyRiskConfig),
     }
     assert set(Config.model_fields) - {"exchanges"} <= set(data)
     missing = {

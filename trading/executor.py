@@ -8,13 +8,16 @@ stop placed and read back live (I4) -> otherwise emergency close.
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trading import retry
 from trading.errors import ExchangeError
 from trading.guardian import Guardian
-from trading.journal import Attribution, IntentKind, IntentStatus, Journal
+from trading.journal import Attribution, IntentKind, IntentStatus, Journal, Severity
 from trading.lease import LeaseGuard
 from trading.logfmt import event
 from trading.models import Market, Position, PositionSide
@@ -31,6 +34,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # a guard said no; nothing was sent
     REJECTED = "rejected"  # the exchange refused the entry
     EMERGENCY_CLOSED = "emergency_closed"  # filled, no live stop could be had, closed
+    STOPPED_OUT = "stopped_out"  # filled, the stop went live and fired before the read-back
     UNRESOLVED = "unresolved"  # the entry's outcome is still unknown; nothing resent
     CLOSED = "closed"
     NOTHING = "nothing"  # close: no position
@@ -50,7 +54,12 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.PROTECTED, Outcome.CLOSED, Outcome.NOTHING)
+        return self.outcome in (
+            Outcome.PROTECTED,
+            Outcome.STOPPED_OUT,
+            Outcome.CLOSED,
+            Outcome.NOTHING,
+        )
 
 
 class RefusedError(Exception):
@@ -71,6 +80,7 @@ class Executor:
         guardian: Guardian,
         scope: str,
         limits: RiskLimits,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.exchange = exchange
         self.journal = journal
@@ -79,6 +89,7 @@ class Executor:
         self.guardian = guardian
         self.scope = scope
         self.limits = limits
+        self.wall_clock = wall_clock
 
     async def _refuse(self, symbol: str, action: str, reason: str, purpose: str) -> ExecResult:
         await self.journal.record_refusal(self.scope, symbol, action, reason, purpose)
@@ -101,6 +112,10 @@ class Executor:
         market = markets.get(symbol)
         if market is None:
             raise BadRequest(f"unknown symbol {symbol} (known: {', '.join(sorted(markets))})")
+        if not (math.isfinite(size) and size > 0):
+            raise BadRequest(f"size {size} is not a positive number")
+        if not (math.isfinite(stop) and stop > 0):
+            raise BadRequest(f"stop {stop} is not a positive price")
         if size < market.min_size:
             raise BadRequest(f"size {size} is below the minimum {market.min_size} for {symbol}")
         if abs(market.round_size(size) - size) > market.size_step * 1e-6:
@@ -174,6 +189,8 @@ class Executor:
                 symbol,
                 f"entry outcome unknown; nothing resent; {report.actions}",
             )
+        # from here until a stop is read back live the position is unprotected (I5)
+        filled_at = self.wall_clock()
         fill = sent.order.average_price
         filled = sent.order.filled
         stop_res = await self.keeper.place_verified(lease, symbol, side, filled, stop)
@@ -188,6 +205,13 @@ class Executor:
             notes=list(stop_res.failures),
         )
         if stop_res.outcome is StopOutcome.VERIFIED:
+            await self.journal.alert(
+                Severity.INFO,
+                f"entered {side.value} {filled} {symbol} at {fill} ({purpose}); stop {stop} "
+                f"read back live"
+                + (f" after {stop_res.attempts} attempts" if stop_res.failures else ""),
+                f"entry:{symbol}",
+            )
             if stop_res.failures:
                 await self.journal.open_incident(
                     self.scope,
@@ -195,8 +219,17 @@ class Executor:
                     "stop_placement_failed",
                     Attribution.EXECUTION,
                     "; ".join(stop_res.failures) + f"; re-placed and verified live at {stop}",
+                    unprotected_since=filled_at,
                     resolved=True,
                 )
+            return result
+        if stop_res.outcome is StopOutcome.TRIGGERED:
+            # the stop was live: the market reached it while it was being read back
+            result.outcome = Outcome.STOPPED_OUT
+            result.detail = (
+                f"{side.value} {filled} at {fill}: the stop {stop} went live and fired while "
+                "being verified; the position was closed by its stop"
+            )
             return result
         position = Position(symbol, side, filled, fill or stop)
         why = (
@@ -205,7 +238,7 @@ class Executor:
             else "no live stop after " + "; ".join(stop_res.failures)
         )
         closed = await self.keeper.emergency_close(
-            lease, position, self.scope, why, stop, Attribution.EXECUTION
+            lease, position, self.scope, why, stop, Attribution.EXECUTION, filled_at
         )
         result.outcome = Outcome.EMERGENCY_CLOSED if closed.filled else Outcome.FAILED
         result.detail = f"{why}; emergency close {closed.status.value}"
@@ -276,6 +309,13 @@ class Executor:
                 sent.order.fee,
             )
             event(log, "executor.closed", symbol=p.symbol, price=price, reason=reason)
+            pnl = p.side.loss_at(p.entry_price, price, sent.order.filled) - sent.order.fee
+            await self.journal.alert(
+                Severity.INFO,
+                f"closed {p.side.value} {sent.order.filled} {p.symbol} at {price} ({reason}); "
+                f"P&L {pnl:+.2f} after fees",
+                f"exit:{p.symbol}",
+            )
             return ExecResult(
                 Outcome.CLOSED,
                 p.symbol,

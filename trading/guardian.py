@@ -100,6 +100,19 @@ class Guardian:
     ) -> bool:
         last = await self.keeper.last_price(p.symbol)
         desired = await self.journal.desired_stop_price(self.scope, p.symbol)
+        if desired is not None and not p.side.stop_is_protective(desired, p.entry_price):
+            # a level on the wrong side of this position's entry belongs to another position
+            # (an earlier trade, the other side): it would 'pass' at once and close this one
+            event(
+                log,
+                "guardian.stale_level_ignored",
+                logging.WARNING,
+                symbol=p.symbol,
+                stop=desired,
+                side=p.side,
+                entry=p.entry_price,
+            )
+            desired = None
         good = [
             s
             for s in live
@@ -158,6 +171,15 @@ class Guardian:
             )
             report.actions.append(f"{p.symbol}: placed verified stop at {desired} ({why})")
             return True
+        if result.outcome is StopOutcome.TRIGGERED:
+            # the new stop was live and the market reached it during the read-back: the
+            # position was closed by its stop; stops left without a position are orphans for
+            # the next run, nothing is to be emergency-closed
+            await self.journal.resolve_incidents(
+                self.scope, p.symbol, f"stop at {desired} went live and fired"
+            )
+            report.actions.append(f"{p.symbol}: placed stop at {desired} fired at once ({why})")
+            return False
         reason = (
             "stop level already passed"
             if result.outcome is StopOutcome.LEVEL_PASSED
@@ -223,5 +245,10 @@ class Guardian:
         )
 
     async def _unprotected_since(self, symbol: str) -> float:
+        """The last moment the symbol's position is known to have had a live stop: the last
+        live read-back, or, when the latest stop placed was never seen live (it failed
+        silently), the moment it was placed; the present when Warden knows of no stop."""
         seen = await self.journal.stop_checked_at(self.scope, symbol)
-        return seen if seen is not None else self.wall_clock()
+        latest = await self.journal.stops_for(self.scope, symbol, limit=1)
+        known = [t for t in (seen, latest[0].placed_at if latest else None) if t is not None]
+        return max(known) if known else self.wall_clock()

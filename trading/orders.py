@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from trading import retry
-from trading.errors import ExchangeError, Rejected, UnknownOutcome
+from trading.errors import DuplicateClientId, ExchangeError, Rejected, UnknownOutcome
 from trading.journal import Intent, IntentKind, IntentStatus, Journal
 from trading.lease import LeaseGuard
 from trading.logfmt import event
@@ -69,6 +69,19 @@ class OrderSender:
             event(
                 log,
                 "order.unknown_outcome",
+                logging.WARNING,
+                client_id=intent.client_id,
+                symbol=symbol,
+                error=str(exc),
+            )
+            await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
+            return await self.resolve(intent)
+        except DuplicateClientId as exc:
+            # OKX 51016: this client id is already on the exchange, so the order may well have
+            # gone through (a retried request): it is looked up by id, never taken as refused
+            event(
+                log,
+                "order.duplicate_client_id",
                 logging.WARNING,
                 client_id=intent.client_id,
                 symbol=symbol,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trading import retry
-from trading.errors import ExchangeError, Rejected, StopWouldTrigger
+from trading.errors import DuplicateClientId, ExchangeError, Rejected, StopWouldTrigger
 from trading.journal import Attribution, IntentKind, Journal, StopRecord, StopStatus
 from trading.lease import LeaseGuard
 from trading.logfmt import event
@@ -31,6 +31,9 @@ class StopOutcome(StrEnum):
     VERIFIED = "verified"  # read back from the exchange in its live state
     LEVEL_PASSED = "level_passed"  # the market is already beyond the stop level
     UNVERIFIED = "unverified"  # every attempt ended without a live stop
+    # read back already triggered: it was live and the market reached it during the wait, so
+    # the position was closed (or reduced) by its own stop; nothing is left to protect or close
+    TRIGGERED = "triggered"
 
 
 @dataclass
@@ -98,6 +101,13 @@ class StopKeeper:
                 result.outcome = StopOutcome.LEVEL_PASSED
                 result.failures.append(f"stop refused, level already passed: {exc}")
                 return result
+            except DuplicateClientId as exc:
+                # OKX 51016: a stop with this client id is already there (a retried request);
+                # not a refusal: the read-back by client id below says what it is
+                ack = StopAck(record.client_id, None)
+                await self.journal.update_stop(
+                    record.id, StopStatus.ACKED, api_answer=f"duplicate client id: {exc}"
+                )
             except Rejected as exc:
                 await self.journal.update_stop(record.id, StopStatus.REJECTED, api_answer=str(exc))
                 result.failures.append(f"attempt {attempt}: rejected: {exc}")
@@ -142,6 +152,24 @@ class StopKeeper:
                     client_id=record.client_id,
                     trigger=trigger,
                     size=size,
+                    attempt=attempt,
+                )
+                return result
+            if observed is not None and observed.state is StopState.TRIGGERED:
+                await self.journal.update_stop(
+                    record.id,
+                    StopStatus.TRIGGERED,
+                    exchange_id=observed.id,
+                    exchange_state=observed.state,
+                )
+                result.outcome, result.stop = StopOutcome.TRIGGERED, observed
+                event(
+                    log,
+                    "stop.triggered_while_verifying",
+                    logging.WARNING,
+                    symbol=symbol,
+                    client_id=record.client_id,
+                    trigger=trigger,
                     attempt=attempt,
                 )
                 return result

@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.config.demo import DEMO
 from bot.config.errors import ConfigError
 from bot.config.schema import Config
 
 DEFAULT_FILE = Path("warden.toml")
-BUILTIN = "<built-in defaults>"
+BUILTIN = "<built-in defaults: paper demo>"
 
 
 def resolve_config_path(
@@ -37,7 +38,7 @@ def resolve_config_path(
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     source = str(path) if path is not None else BUILTIN
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = DEMO
     if path is not None:
         data = _read_toml(path)
     try:

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.config.strategy import StrategyConfig
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 
 
@@ -92,6 +94,14 @@ def _default_paper_markets() -> list[PaperMarketConfig]:
     ]
 
 
+class ReplayConfig(StrictModel):
+    """Prices from recorded candles, one candle per tick (the embedded demo, paper drills)."""
+
+    data: str = Field("bundled", min_length=1)  # "bundled" or a folder of SYMBOL_TF.csv files
+    seconds_per_candle: float = Field(1.5, gt=0, le=86_400)
+    warmup_candles: int = Field(120, ge=0, le=100_000)
+
+
 class PaperExchangeConfig(StrictModel):
     kind: Literal["paper"] = "paper"
     account: Name = "main"
@@ -101,6 +111,7 @@ class PaperExchangeConfig(StrictModel):
     leverage: float = Field(5.0, gt=0, le=125)
     markets: list[PaperMarketConfig] = Field(default_factory=_default_paper_markets, min_length=1)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    replay: ReplayConfig | None = None
 
     @model_validator(mode="after")
     def _unique_symbols(self) -> PaperExchangeConfig:
@@ -137,13 +148,45 @@ def _default_exchanges() -> dict[str, ExchangeConfig]:
     return {"paper": PaperExchangeConfig()}
 
 
+class SchedulerConfig(StrictModel):
+    cycle_timeout_seconds: float = Field(120.0, gt=0, le=3600)
+    misfire_grace_seconds: float = Field(60.0, ge=1, le=3600)
+    cycle_delay_seconds: float = Field(3.0, ge=0, le=600)  # after candle close, for the exchange
+    outbox_seconds: float = Field(1.0, gt=0, le=60)
+
+
 class Config(StrictModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     lease: LeaseConfig = Field(default_factory=LeaseConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     guardian: GuardianConfig = Field(default_factory=GuardianConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     exchanges: dict[Name, ExchangeConfig] = Field(default_factory=_default_exchanges, min_length=1)
+    strategies: list[StrategyConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _strategies_refer_to_exchanges(self) -> Config:
+        names = [s.name for s in self.strategies]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"strategies: name used more than once: {', '.join(twice)}")
+        for i, sc in enumerate(self.strategies):
+            ex = self.exchanges.get(sc.exchange)
+            if ex is None:
+                raise ValueError(
+                    f"strategies[{i}].exchange: {sc.exchange!r} is not a configured exchange "
+                    f"(configured: {', '.join(self.exchanges)})"
+                )
+            if isinstance(ex, PaperExchangeConfig):
+                known = {m.symbol for m in ex.markets}
+                unknown = [sym for sym in sc.symbols if sym not in known]
+                if unknown:
+                    raise ValueError(
+                        f"strategies[{i}].symbols: {', '.join(unknown)} not listed by paper "
+                        f"exchange {sc.exchange!r} (markets: {', '.join(sorted(known))})"
+                    )
+        return self
 
     def lease_scope(self, exchange_name: str) -> str:
         """The account scope one lease guards: every path that writes to this account shares it."""

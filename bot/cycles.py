@@ -1,0 +1,149 @@
+"""Running strategy cycles under the account lease, with a hard timeout and a stored record.
+
+The scheduler, `warden cycle --once` and Telegram's /cycle all come through ``CycleRunner.run``:
+a busy lease is a recorded skip naming the holder (never a wait), so two paths can never both
+trade the account, which is exactly the post-mortem's double-open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.config import Config
+from bot.services import Account, risk_limits
+from storage.cycle_store import CycleStore
+from storage.held_lease import LeaseManager
+from trading.cycle import CycleReport, StrategyRun, run_cycle
+from trading.errors import ExchangeError
+from trading.journal import Severity
+from trading.lease import LeaseBusy, LeaseLost
+from trading.logfmt import event
+from trading.sizing import SizingMode, SizingRules
+from trading.strategies.registry import create
+
+log = logging.getLogger("warden.cycles")
+
+
+def build_runs(config: Config) -> list[StrategyRun]:
+    runs = []
+    global_limits = risk_limits(config)
+    for sc in config.strategies:
+        risk = sc.risk
+        limits = SizingRules(
+            mode=SizingMode(risk.sizing or "risk"),
+            size=risk.size,
+            risk_per_trade=(
+                risk.risk_per_trade
+                if risk.risk_per_trade is not None
+                else config.risk.risk_per_trade
+            ),
+            max_leverage=(
+                risk.max_leverage if risk.max_leverage is not None else global_limits.max_leverage
+            ),
+            max_notional=(
+                risk.max_notional if risk.max_notional is not None else global_limits.max_notional
+            ),
+            max_open_positions=(
+                risk.max_open_positions
+                if risk.max_open_positions is not None
+                else global_limits.max_open_positions
+            ),
+        )
+        runs.append(
+            StrategyRun(
+                sc.name, create(sc.kind, dict(sc.params)), tuple(sc.symbols), sc.timeframe, limits
+            )
+        )
+    return runs
+
+
+@dataclass
+class CycleOutcome:
+    status: str  # done | busy | timeout | error | lease_lost
+    report: CycleReport | None = None
+    detail: str = ""
+
+
+class CycleRunner:
+    def __init__(
+        self,
+        run: StrategyRun,
+        account: Account,
+        leases: LeaseManager,
+        cycles: CycleStore,
+        timeout: float,
+        live_clock: bool,
+    ) -> None:
+        self.run_spec = run
+        self.account = account
+        self.leases = leases
+        self.cycles = cycles
+        self.timeout = timeout
+        # real exchanges return the forming candle last: drop it by the wall clock
+        self.live_clock = live_clock
+        self.entries_allowed = True
+
+    async def run(self, trigger: str, wait: float = 0.0) -> CycleOutcome:
+        spec, acct = self.run_spec, self.account
+        started = time.time()
+        try:
+            async with self.leases.hold(acct.scope, f"{trigger} cycle {spec.name}", wait) as lease:
+                paused = await acct.journal.is_paused(acct.scope)
+                report = await asyncio.wait_for(
+                    run_cycle(
+                        lease,
+                        spec,
+                        acct.exchange,
+                        acct.executor,
+                        acct.guardian,
+                        acct.journal,
+                        acct.scope,
+                        now=time.time() if self.live_clock else None,
+                        allow_entries=self.entries_allowed and not paused,
+                    ),
+                    timeout=self.timeout,
+                )
+        except LeaseBusy as exc:
+            await self.cycles.record(
+                spec.name, acct.scope, trigger, started, "skipped_busy", error=exc.holder
+            )
+            event(log, "cycle.skipped", logging.WARNING, strategy=spec.name, holder=exc.holder)
+            return CycleOutcome("busy", detail=exc.holder)
+        except TimeoutError:
+            msg = f"cycle exceeded its {self.timeout:g}s timeout and was aborted"
+            await self.cycles.record(spec.name, acct.scope, trigger, started, "timeout", error=msg)
+            await acct.journal.alert(
+                Severity.CRITICAL,
+                f"{spec.name}: {msg}",
+                f"cycle-timeout:{spec.name}",
+                repeat_after=300,
+            )
+            return CycleOutcome("timeout", detail=msg)
+        except LeaseLost as exc:
+            await self.cycles.record(
+                spec.name, acct.scope, trigger, started, "lease_lost", error=str(exc)
+            )
+            await acct.journal.alert(
+                Severity.CRITICAL, f"{spec.name}: {exc}", f"lease-lost:{acct.scope}"
+            )
+            return CycleOutcome("lease_lost", detail=str(exc))
+        except ExchangeError as exc:
+            await self.cycles.record(
+                spec.name, acct.scope, trigger, started, "error", error=str(exc)
+            )
+            return CycleOutcome("error", detail=str(exc))
+        await self.cycles.record(
+            spec.name, acct.scope, trigger, started, report.outcome, decisions=report.summary()
+        )
+        event(
+            log,
+            "cycle.done",
+            logging.DEBUG,
+            strategy=spec.name,
+            outcome=report.outcome,
+            seconds=round(time.time() - started, 3),
+        )
+        return CycleOutcome("done", report)

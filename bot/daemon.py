@@ -1,0 +1,297 @@
+"""The agent process: strategy cycles, the stop watchdog and alert delivery on one event loop.
+
+APScheduler runs every job with ``max_instances=1`` and ``coalesce=True``; that only guards one
+job inside this process, the SQLite lease guards everything else (I1). Missed and skipped runs
+are counted and logged. On start each account is reconciled (unresolved intents resolved by
+client id, positions and stops read back) before any strategy may open a position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import replay
+from bot.config import Config
+from bot.config.schema import PaperExchangeConfig
+from bot.cycles import CycleRunner, build_runs
+from bot.notify import TerminalNotifier
+from bot.services import Account, build_account
+from bot.watchdog import Watchdog
+from storage.cycle_store import CycleStore
+from storage.db import Database
+from storage.held_lease import LeaseManager
+from storage.lease import LeaseStore
+from storage.outbox import Outbox
+from trading.errors import ExchangeError
+from trading.journal import Severity
+from trading.lease import LeaseBusy
+from trading.logfmt import event
+from trading.marketdata import timeframe_seconds
+from trading.paper.exchange import PaperExchange
+
+log = logging.getLogger("warden.daemon")
+
+
+class Daemon:
+    def __init__(self, config: Config, db: Database, notifier: TerminalNotifier | None = None):
+        self.config = config
+        self.db = db
+        self.notifier = notifier or TerminalNotifier()
+        self.leases = LeaseManager(
+            LeaseStore(db), ttl=config.lease.ttl_seconds, heartbeat=config.lease.heartbeat_seconds
+        )
+        self.cycles = CycleStore(db)
+        self.outbox = Outbox(db)
+        self.accounts: dict[str, Account] = {
+            name: build_account(config, name, db) for name in config.exchanges
+        }
+        self.runners: dict[str, list[CycleRunner]] = {name: [] for name in config.exchanges}
+        for run, sc in zip(build_runs(config), config.strategies, strict=True):
+            ex = config.exchanges[sc.exchange]
+            runner = CycleRunner(
+                run,
+                self.accounts[sc.exchange],
+                self.leases,
+                self.cycles,
+                config.scheduler.cycle_timeout_seconds,
+                live_clock=not (isinstance(ex, PaperExchangeConfig) and ex.replay is not None),
+            )
+            runner.entries_allowed = False  # until the account is reconciled
+            self.runners[sc.exchange].append(runner)
+        self.watchdogs = {
+            name: Watchdog(acct, self.leases, config.guardian.watchdog_seconds)
+            for name, acct in self.accounts.items()
+        }
+        self.reconciled: set[str] = set()
+        self.counters: Counter[str] = Counter()
+        self.replay_done: set[str] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # --- start-up reconciliation ------------------------------------------------------------
+
+    async def reconcile(self, name: str) -> bool:
+        """Resolve what a previous run left unknown, then guard; entries wait for this."""
+        acct = self.accounts[name]
+        try:
+            async with self.leases.hold(
+                acct.scope, "start-up reconciliation", self.config.lease.wait_seconds
+            ) as lease:
+                for intent in await acct.journal.unresolved_intents(acct.scope):
+                    res = await acct.executor.sender.resolve(intent)
+                    event(
+                        log,
+                        "reconcile.intent",
+                        scope=acct.scope,
+                        client_id=intent.client_id,
+                        status=res.status,
+                    )
+                report = await acct.guardian.reconcile(lease)
+        except (LeaseBusy, ExchangeError) as exc:
+            event(log, "reconcile.failed", logging.ERROR, scope=acct.scope, error=str(exc))
+            await acct.journal.alert(
+                Severity.CRITICAL,
+                f"{acct.scope}: start-up reconciliation failed ({exc}); "
+                "no entries until it succeeds",
+                f"reconcile:{acct.scope}",
+                repeat_after=900,
+            )
+            return False
+        if report.errors:
+            event(
+                log,
+                "reconcile.incomplete",
+                logging.ERROR,
+                scope=acct.scope,
+                errors="; ".join(report.errors),
+            )
+            return False
+        self.reconciled.add(name)
+        for runner in self.runners[name]:
+            runner.entries_allowed = True
+        event(log, "reconcile.done", scope=acct.scope, actions=len(report.actions))
+        return True
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def _track(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.add(task)
+            try:
+                await fn()
+            except Exception:
+                self.counters["job_errors"] += 1
+                log.exception("job.failed")
+            finally:
+                if task is not None:
+                    self._inflight.discard(task)
+
+        return job
+
+    async def _cycles_for(self, name: str, trigger: str) -> list[str]:
+        outcomes = []
+        for runner in self.runners[name]:
+            outcome = await runner.run(trigger)
+            self.counters[f"cycle_{outcome.status}"] += 1
+            outcomes.append(outcome.report.outcome if outcome.report else outcome.status)
+        return outcomes
+
+    async def _equity_line(self, name: str) -> None:
+        ex = self.config.exchanges[name]
+        if not isinstance(ex, PaperExchangeConfig):
+            return
+        balance = await self.accounts[name].exchange.balance()
+        pnl = balance.total - ex.starting_balance
+        await self.accounts[name].journal.alert(
+            Severity.INFO,
+            f"{name}: equity {balance.total:,.2f} {balance.currency} "
+            f"(P&L {pnl:+,.2f} since the start)",
+            f"equity:{name}",
+        )
+
+    async def _replay_tick(self, name: str) -> None:
+        exchange = self.accounts[name].exchange
+        assert isinstance(exchange, PaperExchange)
+        if name not in self.reconciled and not await self.reconcile(name):
+            return
+        symbols = sorted({s for r in self.runners[name] for s in r.run_spec.symbols})
+        remaining, fired = await replay.tick(exchange, symbols)
+        journal = self.accounts[name].journal
+        for t in fired:
+            fill = t.fill.average_price if t.fill is not None else None
+            at = f"filled at {fill}" if fill is not None else "nothing to close"
+            await journal.alert(
+                Severity.INFO,
+                f"stop hit {t.stop.symbol}: {t.stop.side.value} {t.stop.size}, trigger "
+                f"{t.stop.trigger_price}, {at}",
+                f"stop-hit:{t.stop.id}",
+            )
+        outcomes = await self._cycles_for(name, "replay")
+        if fired or any(o in ("entered", "exited", "emergency_closed") for o in outcomes):
+            await self._equity_line(name)
+        if remaining == 0 and name not in self.replay_done:
+            self.replay_done.add(name)
+            await self.accounts[name].journal.alert(
+                Severity.INFO, f"{name}: replay data finished; positions stay guarded", "replay"
+            )
+
+    async def _watchdog(self, name: str) -> None:
+        if name not in self.reconciled:
+            await self.reconcile(name)
+            return
+        await self.watchdogs[name].tick()
+
+    async def _deliver(self) -> None:
+        await self.notifier.deliver_pending(self.outbox)
+
+    def _on_missed(self, ev: JobEvent) -> None:
+        kind = "missed" if ev.code == EVENT_JOB_MISSED else "skipped_running"
+        self.counters[f"job_{kind}"] += 1
+        event(log, f"job.{kind}", logging.WARNING, job=ev.job_id)
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for name, ex in self.config.exchanges.items():
+            if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+                exchange = self.accounts[name].exchange
+                assert isinstance(exchange, PaperExchange)
+                symbols = {
+                    s: r.run_spec.timeframe for r in self.runners[name] for s in r.run_spec.symbols
+                }
+                await replay.prepare(exchange, ex.replay, symbols)
+        for name in self.accounts:
+            await self.reconcile(name)
+        sched = AsyncIOScheduler(timezone=UTC)
+        grace = int(self.config.scheduler.misfire_grace_seconds)
+        common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": grace}
+        now = datetime.now(UTC)
+        for name, ex in self.config.exchanges.items():
+            if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+                if self.runners[name]:
+                    sched.add_job(
+                        self._track(partial(self._replay_tick, name)),
+                        IntervalTrigger(seconds=ex.replay.seconds_per_candle),
+                        id=f"replay:{name}",
+                        **common,
+                    )
+            else:
+                for runner in self.runners[name]:
+                    period = timeframe_seconds(runner.run_spec.timeframe)
+                    first = _next_boundary(now, period) + timedelta(
+                        seconds=self.config.scheduler.cycle_delay_seconds
+                    )
+                    sched.add_job(
+                        self._track(partial(self._one_cycle, runner)),
+                        IntervalTrigger(seconds=period, start_date=first),
+                        id=f"cycle:{runner.run_spec.name}",
+                        **common,
+                    )
+            sched.add_job(
+                self._track(partial(self._watchdog, name)),
+                IntervalTrigger(seconds=self.config.guardian.watchdog_seconds),
+                id=f"watchdog:{name}",
+                next_run_time=now,
+                **common,
+            )
+        sched.add_job(
+            self._track(self._deliver),
+            IntervalTrigger(seconds=self.config.scheduler.outbox_seconds),
+            id="outbox",
+            next_run_time=now,
+            **common,
+        )
+        sched.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        sched.start()
+        self.scheduler = sched
+
+    async def _one_cycle(self, runner: CycleRunner) -> None:
+        name = runner.run_spec.name
+        exchange_name = next(n for n, rs in self.runners.items() if runner in rs)
+        if exchange_name not in self.reconciled and not await self.reconcile(exchange_name):
+            return
+        outcome = await runner.run("scheduled")
+        self.counters[f"cycle_{outcome.status}"] += 1
+        event(log, "cycle.scheduled", strategy=name, status=outcome.status)
+
+    async def stop(self) -> None:
+        """No new work; let a running cycle finish (bounded by its timeout); release leases."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        pending = [t for t in self._inflight if not t.done()]
+        if pending:
+            event(log, "daemon.waiting", jobs=len(pending))
+            _done, still = await asyncio.wait(
+                pending, timeout=self.config.scheduler.cycle_timeout_seconds + 5
+            )
+            for t in still:
+                t.cancel()
+        await self.notifier.deliver_pending(self.outbox)
+        for acct in self.accounts.values():
+            await acct.exchange.close()
+        event(log, "daemon.stopped", **{k: v for k, v in self.counters.items()})
+
+
+def _next_boundary(now: datetime, period: int) -> datetime:
+    ts = now.timestamp()
+    return datetime.fromtimestamp((int(ts) // period + 1) * period, UTC)
+
+
+async def run_until(daemon: Daemon, stop: asyncio.Event) -> None:
+    await daemon.start()
+    try:
+        await stop.wait()
+    finally:
+        await daemon.stop()

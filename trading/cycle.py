@@ -1,0 +1,210 @@
+"""One strategy cycle, the same for the scheduler, `warden cycle --once`, /cycle and backtests.
+
+fetch closed candles (all symbols at once) -> decide -> size -> execute through the guarded
+executor -> guardian check. The caller holds the account lease for the whole cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from trading import retry
+from trading.executor import Executor, Outcome
+from trading.guardian import Guardian
+from trading.journal import Journal
+from trading.lease import LeaseGuard
+from trading.logfmt import event
+from trading.marketdata import closed_candles
+from trading.models import Candle, Position
+from trading.port import ExchangePort
+from trading.sizing import Refused, SizingRules, size_position
+from trading.strategies.base import Action, Decision, Strategy
+
+log = logging.getLogger("warden.cycle")
+
+# concurrent candle fetches per cycle: fast for 50 symbols, well inside exchange rate limits
+FETCH_CONCURRENCY = 8
+
+
+@dataclass
+class SymbolOutcome:
+    symbol: str
+    decision: Decision
+    outcome: str  # hold | entered | exited | refused | rejected | emergency_closed | ...
+    detail: str = ""
+
+    def line(self) -> str:
+        extra = f" -> {self.detail}" if self.detail else ""
+        return f"{self.symbol}: {self.decision.action.value} ({self.decision.reason}){extra}"
+
+
+@dataclass
+class CycleReport:
+    strategy: str
+    symbols: list[SymbolOutcome] = field(default_factory=list)
+    guardian_actions: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        if self.errors:
+            return "error"
+        kinds = {s.outcome for s in self.symbols}
+        for k in ("emergency_closed", "entered", "exited", "refused", "rejected"):
+            if k in kinds:
+                return k
+        return "hold"
+
+    def summary(self) -> str:
+        return "; ".join([s.line() for s in self.symbols] + self.guardian_actions + self.errors)
+
+
+@dataclass(frozen=True)
+class StrategyRun:
+    """A configured strategy: its name, rules, symbols and timeframe."""
+
+    name: str
+    strategy: Strategy
+    symbols: tuple[str, ...]
+    timeframe: str
+    sizing: SizingRules
+
+    @property
+    def purpose(self) -> str:
+        return f"cycle {self.name}"
+
+
+async def _fetch(
+    exchange: ExchangePort, run: StrategyRun, now: float | None
+) -> dict[str, list[Candle] | Exception]:
+    sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+    limit = run.strategy.lookback + 2
+
+    async def one(symbol: str) -> list[Candle] | Exception:
+        async with sem:
+            try:
+                candles = await retry.read(
+                    lambda: exchange.candles(symbol, run.timeframe, limit=limit)
+                )
+            except Exception as exc:  # reported per symbol, the others still trade
+                return exc
+        return closed_candles(candles, now, run.timeframe) if now is not None else candles
+
+    results = await asyncio.gather(*(one(s) for s in run.symbols))
+    return dict(zip(run.symbols, results, strict=True))
+
+
+async def run_cycle(
+    lease: LeaseGuard,
+    run: StrategyRun,
+    exchange: ExchangePort,
+    executor: Executor,
+    guardian: Guardian,
+    journal: Journal,
+    scope: str,
+    now: float | None = None,
+    allow_entries: bool = True,
+) -> CycleReport:
+    """``now`` drops a still-forming last candle (real exchanges); paper replay passes None."""
+    report = CycleReport(run.name)
+    fetched = await _fetch(exchange, run, now)
+    positions = {p.symbol: p for p in await retry.read(exchange.positions)}
+    for symbol in run.symbols:
+        got = fetched[symbol]
+        if isinstance(got, Exception):
+            report.errors.append(f"{symbol}: candles unavailable: {got}")
+            continue
+        position = positions.get(symbol)
+        owner = await journal.position_owner(scope, symbol) if position else None
+        mine = position is not None and owner == run.purpose
+        decision = run.strategy.decide(got, position)
+        outcome = await _act(
+            lease,
+            run,
+            decision,
+            symbol,
+            position,
+            mine,
+            positions,
+            exchange,
+            executor,
+            allow_entries,
+        )
+        report.symbols.append(outcome)
+        quiet = outcome.outcome == "hold"
+        event(
+            log,
+            "cycle.decision",
+            logging.DEBUG if quiet else logging.INFO,
+            strategy=run.name,
+            symbol=symbol,
+            action=decision.action,
+            outcome=outcome.outcome,
+            reason=decision.reason,
+        )
+    guard = await guardian.reconcile(lease)
+    report.guardian_actions.extend(guard.actions)
+    report.errors.extend(guard.errors)
+    return report
+
+
+async def _act(
+    lease: LeaseGuard,
+    run: StrategyRun,
+    decision: Decision,
+    symbol: str,
+    position: Position | None,
+    mine: bool,
+    positions: dict[str, Position],
+    exchange: ExchangePort,
+    executor: Executor,
+    allow_entries: bool,
+) -> SymbolOutcome:
+    if decision.action is Action.HOLD:
+        return SymbolOutcome(symbol, decision, "hold")
+    if decision.action is Action.EXIT:
+        if position is None:
+            return SymbolOutcome(symbol, decision, "hold", "no position to exit")
+        if not mine:
+            return SymbolOutcome(symbol, decision, "hold", "position not opened by this strategy")
+        results = await executor.close(lease, symbol, "signal", run.purpose)
+        ok = all(r.outcome is Outcome.CLOSED for r in results)
+        return SymbolOutcome(
+            symbol, decision, "exited" if ok else "failed", "; ".join(r.detail for r in results)
+        )
+    if position is not None:
+        return SymbolOutcome(symbol, decision, "hold", "a position is already open")
+    if not allow_entries:
+        return SymbolOutcome(
+            symbol, decision, "refused", "entries held back (paused or not yet reconciled)"
+        )
+    assert decision.side is not None and decision.stop is not None and decision.price is not None
+    markets = await retry.read(exchange.markets)
+    balance = await retry.read(exchange.balance)
+    sized = size_position(
+        run.sizing,
+        markets[symbol],
+        side=decision.side,
+        equity=balance.total,
+        entry=decision.price,
+        stop=decision.stop,
+        open_positions=len(positions),
+    )
+    if isinstance(sized, Refused):
+        return SymbolOutcome(symbol, decision, "refused", f"sizing: {sized.reason}")
+    stop = markets[symbol].round_price(decision.stop)
+    res = await executor.open(lease, symbol, decision.side, sized.size, stop, run.purpose)
+    outcome = {
+        Outcome.PROTECTED: "entered",
+        Outcome.REFUSED: "refused",
+        Outcome.REJECTED: "rejected",
+        Outcome.EMERGENCY_CLOSED: "emergency_closed",
+    }.get(res.outcome, res.outcome.value)
+    return SymbolOutcome(symbol, decision, outcome, res.detail)
+
+
+def summarize(reports: Sequence[CycleReport]) -> str:
+    return " | ".join(f"{r.strategy}: {r.outcome}" for r in reports)

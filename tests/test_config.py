@@ -212,7 +212,10 @@ def _model_keys(section: dict[str, Any], model: type[BaseModel]) -> set[str]:
 
 
 # keys the example does not list yet (reported to the lead; remove once documented)
-NOT_IN_EXAMPLE = {}
+NOT_IN_EXAMPLE: dict[str, set[str]] = {
+    # documented in a comment: with sizing = "fixed", `size = X` replaces risk_per_trade
+    "strategies.risk": {"size"},
+}
 
 
 def test_example_lists_every_key() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib import resources
 from pathlib import Path
 
 from bot.config.errors import ConfigError
@@ -13,11 +14,13 @@ from trading.paper.core import TriggeredStop
 from trading.paper.exchange import PaperExchange
 
 log = logging.getLogger("warden.replay")
-BUNDLED = Path(__file__).resolve().parent.parent / "trading" / "data"
 
 
 def data_path(replay: ReplayConfig, symbol: str, timeframe: str) -> Path:
-    folder = BUNDLED if replay.data == "bundled" else Path(replay.data)
+    if replay.data == "bundled":
+        folder = Path(str(resources.files("trading.data")))
+    else:
+        folder = Path(replay.data)
     return folder / data_filename(symbol, timeframe)
 
 

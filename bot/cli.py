@@ -133,8 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
         json_flag=True,
         exchange=True,
     )
-    add(
-        "audit", "reconcile the exchange against the database", _lazy("unavailable"), json_flag=True
+    p = add(
+        "audit",
+        "reconcile the exchange against the database",
+        _lazy("audit"),
+        json_flag=True,
+        exchange=True,
+    )
+    p.add_argument(
+        "--since-days",
+        type=positive_number,
+        default=30.0,
+        metavar="DAYS",
+        help="how far back stop history and lease refusals are read (default 30)",
     )
     add("pnl", "realised P&L with loss attribution", _lazy("unavailable"), json_flag=True)
     add("backtest", "replay candles through a strategy", _lazy("unavailable"))

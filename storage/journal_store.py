@@ -40,6 +40,9 @@ def _intent(row: Any) -> Intent:
         status=IntentStatus(row["status"]),
         stop_price=row["stop_price"],
         purpose=row["purpose"],
+        filled=row["filled"],
+        price=row["price"],
+        updated_at=row["updated_at"],
     )
 
 

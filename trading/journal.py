@@ -71,6 +71,15 @@ class Intent:
     status: IntentStatus
     stop_price: float | None
     purpose: str
+    filled: float | None = None
+    price: float | None = None
+    updated_at: float = 0.0
+
+    @property
+    def signed_fill(self) -> float:
+        """The filled size with the order's direction: buys add, sells subtract."""
+        f = self.filled or 0.0
+        return f if self.side is OrderSide.BUY else -f
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,8 @@ class Journal(Protocol):
     ) -> None: ...
 
     async def unresolved_intents(self, scope: str) -> list[Intent]: ...
+
+    async def intents(self, scope: str | None = None, limit: int = 100) -> list[Intent]: ...
 
     async def create_stop(
         self, lease: LeaseGuard, symbol: str, side: PositionSide, size: float, trigger: float

@@ -140,6 +140,23 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Fill:
+    """One execution on the exchange: the material accounting is built from."""
+
+    symbol: str
+    order_id: str
+    side: OrderSide
+    size: float  # base units
+    price: float
+    fee: float  # in quote currency, positive = paid
+    ts: float
+    reduce_only: bool = False
+    client_id: str | None = None
+    stop_id: str | None = None  # set when the fill came from a stop's trigger
+    funding: float = 0.0  # funding paid (+) or received (-) attributed to this fill, if reported
+
+
+@dataclass(frozen=True)
 class StopAck:
     """What the placement call answered. Proves nothing about the stop being live (I4)."""
 

@@ -12,6 +12,7 @@ from typing import Protocol
 from trading.models import (
     Balance,
     Candle,
+    Fill,
     Market,
     Order,
     OrderSide,
@@ -73,6 +74,10 @@ class ExchangePort(Protocol):
         self, symbol: str | None = None, since: float | None = None
     ) -> list[StopOrder]:
         """Stops that ended (triggered, canceled, failed with fail code) since a time."""
+        ...
+
+    async def fills(self, symbol: str | None = None, since: float | None = None) -> list[Fill]:
+        """Executions (market orders and triggered stops), oldest first."""
         ...
 
     async def close(self) -> None: ...

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from trading import models
 from trading.errors import DuplicateClientId, Rejected
 from trading.logfmt import event
 from trading.models import Candle, Market, Order, OrderStatus, StopOrder, StopState
@@ -316,6 +317,31 @@ class PaperCore:
         await self._seed()
         async with self.store.read(self.name) as tx:
             return await tx.trades(symbol, since)
+
+    async def fills(
+        self, symbol: str | None = None, since: float | None = None
+    ) -> list[models.Fill]:
+        """The port's view of ``trades``: every fill, with the order's client id."""
+        await self._seed()
+        out: list[models.Fill] = []
+        async with self.store.read(self.name) as tx:
+            for t in await tx.trades(symbol, since):
+                order = await tx.find_order(t.symbol, t.order_id, None)
+                out.append(
+                    models.Fill(
+                        symbol=t.symbol,
+                        order_id=t.order_id,
+                        side=t.side,
+                        size=t.size,
+                        price=t.price,
+                        fee=t.fee,
+                        ts=t.ts,
+                        reduce_only=t.reduce_only,
+                        client_id=order.client_id if order is not None else None,
+                        stop_id=t.stop_id,
+                    )
+                )
+        return out
 
     async def realized_pnl(self, symbol: str | None = None, since: float | None = None) -> float:
         """Realised P&L net of taker fees."""

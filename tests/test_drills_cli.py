@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from tests.conftest import child_env, warden_cmd
 
 BTC = "BTC/USDT:USDT"
 TIMEOUT = 90
+VERIFY_DELAY = 0.2
 
 
 def write_config(root: Path) -> Path:
@@ -22,7 +24,7 @@ def write_config(root: Path) -> Path:
     path.write_text(
         f'[storage]\npath = "{root / "warden.db"}"\n'
         '[logging]\nlevel = "ERROR"\n'
-        "[guardian]\nverify_delay_seconds = 0.2\nwatchdog_seconds = 1\n",
+        f"[guardian]\nverify_delay_seconds = {VERIFY_DELAY}\nwatchdog_seconds = 1\n",
         encoding="utf-8",
     )
     return path
@@ -77,7 +79,12 @@ def test_every_drill_holds_and_an_unknown_drill_is_a_usage_error(config: Path) -
         assert f"drill {name}: safety net HELD" in run.stdout, run.stdout
         assert "FAIL " not in run.stdout
     by_name = dict(zip(DRILLS, runs, strict=True))
-    assert "detected" in by_name["silent-stop"].stdout
+    # the drills run with the user's guardian timings: read back 0.2 s after placement
+    found = re.search(
+        r"silent failure detected ([0-9.]+)s after placement", by_name["silent-stop"].stdout
+    )
+    assert found is not None, by_name["silent-stop"].stdout
+    assert VERIFY_DELAY <= float(found.group(1)) <= VERIFY_DELAY + 1.5
     assert "attributed to an execution fault" in by_name["stop-overrun"].stdout
     assert "watchdog" in by_name["stop-removed"].stdout
     assert "exit codes [0, " in by_name["double-open"].stdout

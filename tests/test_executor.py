@@ -106,16 +106,21 @@ def build_rig(
     limits: RiskLimits | None = None,
     wrap: Callable[[PaperExchange], ExchangePort] | None = None,
     keeper_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> Rig:
+    """``clock`` is the agent's wall clock (journal, lease, guardian, executor); the paper
+    exchange keeps its own real one."""
     settings = paper_settings(PaperExchangeConfig())
     paper = PaperExchange("paper", settings, PaperStore(db), clock=WallClock())
     exchange: ExchangePort = wrap(paper) if wrap else paper
-    journal = JournalStore(db)
+    journal = JournalStore(db, clock=clock)
     sender = OrderSender(exchange, journal, sleep=no_wait)
     keeper = StopKeeper(exchange, journal, sender, policy, sleep=keeper_sleep)
-    guardian = Guardian(exchange, journal, keeper, SCOPE, policy)
-    executor = Executor(exchange, journal, sender, keeper, guardian, SCOPE, limits or RiskLimits())
-    leases = LeaseManager(LeaseStore(db), ttl=30, heartbeat=5)
+    guardian = Guardian(exchange, journal, keeper, SCOPE, policy, wall_clock=clock)
+    executor = Executor(
+        exchange, journal, sender, keeper, guardian, SCOPE, limits or RiskLimits(), clock
+    )
+    leases = LeaseManager(LeaseStore(db, clock=clock), ttl=30, heartbeat=5)
     return Rig(db, paper, exchange, journal, sender, keeper, guardian, executor, leases, policy)
 
 

@@ -4,6 +4,7 @@ every position has exactly one live reduce-only stop, right side, full size."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -42,6 +43,11 @@ def rig(db: Database) -> Rig:
     return build_rig(db)
 
 
+async def guardian_alerts(db: Database) -> list[dict[str, Any]]:
+    """Incident and "resolved" alerts (entries and exits raise their own info alerts)."""
+    return [a for a in await alerts(db) if a["key"].startswith(("incident:", "resolved:"))]
+
+
 def unprotected_seconds(incident: Any) -> float:
     assert incident.resolved_at is not None and incident.unprotected_since is not None
     return float(incident.resolved_at - incident.unprotected_since)
@@ -60,7 +66,7 @@ async def test_a_clean_account_needs_nothing(rig: Rig) -> None:
     assert await rig.paper.open_stops() == [stop] and await rig.paper.stop_history() == []
     assert await all_orders(rig.paper) == orders
     assert await rig.journal.incidents(SCOPE) == []
-    assert await alerts(rig.db) == []
+    assert await guardian_alerts(rig.db) == []
 
 
 async def test_an_unknown_position_gets_a_stop_at_the_default_distance(rig: Rig) -> None:
@@ -97,14 +103,45 @@ async def test_a_stop_canceled_behind_the_agents_back_is_restored(rig: Rig) -> N
     assert "canceled outside Warden" in incident.detail
     # unprotected from the last time the stop was seen live to the verified replacement
     assert gap + VERIFY <= unprotected_seconds(incident) <= gap + 3 * VERIFY + SLACK
-    sent = await alerts(rig.db)
+    sent = await guardian_alerts(rig.db)
     assert [a["severity"] for a in sent] == ["critical", "info"]
     assert sent[0]["key"] == f"incident:{SCOPE}:{BTC}:unprotected_position"
     assert sent[1]["key"] == f"resolved:{SCOPE}:{BTC}" and "resolved" in sent[1]["text"]
 
     # the next run finds nothing to do, and raises no new alert
     assert (await rig.reconcile()).clean
-    assert len(await alerts(rig.db)) == 2
+    assert len(await guardian_alerts(rig.db)) == 2
+
+
+class LaterClock:
+    """Real time plus an offset the test moves forward: "ten minutes later" without waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_unprotected_time_starts_when_the_stop_was_last_seen_live(db: Database) -> None:
+    """The watchdog saw the stop live at its last run; it is gone at this one: unprotected
+    since that last sighting, not since the stop was first placed, nor since just now."""
+    clock = LaterClock()
+    rig = build_rig(db, clock=clock)
+    await rig.open(BTC, LONG, 0.001, BTC_STOP)
+    clock.offset += 600  # ten minutes on, the watchdog finds the stop live
+    assert (await rig.reconcile()).clean
+    seen_live = clock()
+    clock.offset += 600  # ten minutes on again: the stop was canceled in between
+    [stop] = await rig.paper.open_stops()
+    await rig.paper.cancel_stop(BTC, stop.id)
+
+    report = await rig.reconcile()
+
+    assert report.protected == 1
+    [incident] = await rig.journal.incidents(SCOPE)
+    assert incident.unprotected_since == pytest.approx(seen_live, abs=SLACK)
+    assert 600 <= unprotected_seconds(incident) <= 600 + 3 * VERIFY + SLACK
 
 
 async def test_a_silently_failed_stop_is_replaced_and_attributed_to_execution(
@@ -222,17 +259,21 @@ async def test_level_already_passed_means_emergency_close_with_its_cost(rig: Rig
     assert exit_["reason"].startswith("emergency(") and exit_["exit_price"] == fill
 
 
-class UnreadableExchange:
-    """The paper exchange behind a dead network: every read fails (NetworkError, retryable),
-    writes would still go through, so any write the guardian made would show."""
+ALL_READS = ("markets", "positions", "open_stops", "ticker", "get_stop", "balance")
 
-    def __init__(self, inner: PaperExchange, error: Exception) -> None:
+
+class UnreadableExchange:
+    """The paper exchange behind a broken network: the named reads fail with ``error``;
+    writes still go through, so any write the guardian made would show."""
+
+    def __init__(self, inner: PaperExchange, error: Exception, reads: tuple[str, ...]) -> None:
         self.inner = inner
         self.error = error
+        self.failing = reads
         self.reads = 0
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("markets", "positions", "open_stops", "ticker", "get_stop", "balance"):
+        if name in self.failing:
             return self._fail
         return getattr(self.inner, name)
 
@@ -242,26 +283,39 @@ class UnreadableExchange:
 
 
 @pytest.mark.parametrize(
-    "error", [NetworkError("connection reset"), AuthError("invalid key")], ids=["network", "auth"]
+    ("error", "reads"),
+    [
+        (NetworkError("connection reset"), ALL_READS),
+        (AuthError("invalid key"), ALL_READS),
+        (NetworkError("connection reset"), ("open_stops",)),
+    ],
+    ids=["network", "auth", "stop-list-only"],
 )
-async def test_an_unreadable_exchange_means_no_action(db: Database, error: Exception) -> None:
-    """Fail closed: without the exchange's view nothing is changed, the error is reported."""
+async def test_an_unreadable_exchange_means_no_action(
+    db: Database, error: Exception, reads: tuple[str, ...]
+) -> None:
+    """Fail closed: without the exchange's view nothing is changed, the error is reported. In
+    particular a stop list that cannot be read is not an empty one (that would stack a
+    second stop on every position, or 'repair' what is fine)."""
     wrapped: list[UnreadableExchange] = []
 
     def wrap(paper: PaperExchange) -> Any:
-        wrapped.append(UnreadableExchange(paper, error))
+        wrapped.append(UnreadableExchange(paper, error, reads))
         return wrapped[0]
 
     rig = build_rig(db, wrap=wrap)
-    await rig.paper.place_market_order(BTC, BUY, 0.001, "openedbyhand1")  # unprotected
+    await rig.paper.place_market_order(ETH, SELL, 0.1, "openedbyhand1")  # unprotected
+    await rig.paper.place_market_order(BTC, BUY, 0.001, "openedbyhand2")
+    await rig.paper.place_stop(BTC, SELL, 0.001, BTC_STOP, "stopbyhand2")  # protected
+    before = (await rig.paper.open_stops(), await all_orders(rig.paper))
 
     report = await rig.reconcile()
 
     assert report.errors and str(error) in report.errors[0]
     assert report.actions == [] and report.positions == 0
     assert wrapped[0].reads >= 1
-    assert await rig.paper.open_stops() == [] and await rig.paper.stop_history() == []
-    assert len(await all_orders(rig.paper)) == 1
+    assert (await rig.paper.open_stops(), await all_orders(rig.paper)) == before
+    assert await rig.paper.stop_history() == []
     assert await rig.journal.incidents(SCOPE) == []
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,8 +39,9 @@ from tests.test_executor import (
     build_rig,
 )
 from trading.executor import Outcome
-from trading.journal import Attribution, IntentKind
-from trading.models import StopState
+from trading.journal import Attribution, IntentKind, StopStatus
+from trading.models import StopState, Ticker
+from trading.paper import PaperExchange
 from trading.settings import StopPolicy
 from trading.stops import StopKeeper, StopOutcome
 
@@ -51,15 +54,21 @@ ETH_SIZE = 0.3
 ETH_STOP = 1983.41
 ETH_OVERRUN = 2006.02
 TRIALS = 5
+LATENCY_MS = 100
 
 
 def write_config(root: Path) -> Path:
+    """One paper account for both processes. Every exchange call takes LATENCY_MS, as over a
+    network: the gap between an executor's "no position yet" and its fill is then wide enough
+    that only the lease (I1), not luck in process start-up timing, keeps the other one out."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "warden.toml"
     path.write_text(
         f'[storage]\npath = "{root / "warden.db"}"\n'
         '[logging]\nlevel = "ERROR"\n'
-        "[guardian]\nverify_delay_seconds = 0.2\n",
+        "[guardian]\nverify_delay_seconds = 0.2\n"
+        '[exchanges.paper]\nkind = "paper"\n'
+        f"[exchanges.paper.faults]\nlatency_ms = {LATENCY_MS}\n",
         encoding="utf-8",
     )
     return path
@@ -140,6 +149,8 @@ async def check_one_position_and_its_stop_out(
     db = await Database.open(config.storage.path)
     try:
         paper = build_paper_exchange(config, "paper", db)
+        assert (await paper.faults()).latency_ms == LATENCY_MS
+        await paper.set_faults(latency_ms=0)  # the checks below need no network delay
         journal = JournalStore(db)
         # exactly one order reached the exchange, one position of the asked size
         [entry] = await all_orders(paper)
@@ -278,6 +289,64 @@ async def test_unnoticed_silent_stop_found_by_the_guardian_after_the_level_passe
     assert "failCode 1000" in emergency.detail
     assert emergency.cost == pytest.approx((fill - ETH_STOP) * ETH_SIZE)
     assert by_kind["unprotected_position"].attribution is Attribution.EXECUTION
+
+
+class LaggingTicker:
+    """The paper exchange, with a ticker that still shows an old quote: Warden's own check
+    of the level passes, so it is the exchange that refuses the stop (OKX 51278)."""
+
+    def __init__(self, inner: PaperExchange, quote: float) -> None:
+        self.inner = inner
+        self.quote = quote
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def ticker(self, symbol: str) -> Ticker:
+        return Ticker(symbol, self.quote, time.time())
+
+
+async def test_the_re_placement_refused_with_51278_ends_in_an_emergency_close(
+    db: Database,
+) -> None:
+    """The health check re-sets the stop, the exchange answers 51278 (trigger below the last
+    price): no retry of a stop that cannot exist, an emergency close at once."""
+    rig = build_rig(db, wrap=lambda paper: LaggingTicker(paper, 1950.0))
+    unverified = StopKeeper(
+        rig.exchange, rig.journal, rig.sender, StopPolicy(verify_delay=0.0, verify_attempts=1)
+    )
+    await rig.paper.set_faults(stop_silent_fail=1)
+    async with rig.lease() as lease:
+        await rig.sender.send(
+            lease,
+            IntentKind.ENTRY,
+            ETH,
+            SHORT.entry_side,
+            ETH_SIZE,
+            reduce_only=False,
+            purpose="strategy",
+            stop_price=ETH_STOP,
+        )
+        await unverified.place_verified(lease, ETH, SHORT, ETH_SIZE, ETH_STOP)
+    await rig.paper.set_price(ETH, ETH_OVERRUN)
+
+    report = await rig.reconcile()
+
+    assert any("stop level already passed" in a for a in report.actions), report
+    assert await rig.paper.positions() == []
+    replaced, _failed = await rig.journal.stops_for(SCOPE, ETH)
+    assert replaced.status is StopStatus.WOULD_TRIGGER  # one refused attempt, not retried
+    async with rig.db.read() as conn:
+        cur = await conn.execute(
+            "SELECT api_answer FROM stop_placement WHERE id = ?", (replaced.id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None and "51278" in row[0]
+    emergency = {i.kind: i for i in await rig.journal.incidents(SCOPE)}["emergency_close"]
+    assert emergency.attribution is Attribution.EXECUTION
+    fill = (await all_orders(rig.paper))[-1].average_price
+    assert fill is not None and fill == pytest.approx(ETH_OVERRUN * 1.0005, abs=0.01)
+    assert emergency.cost == pytest.approx((fill - ETH_STOP) * ETH_SIZE)
 
 
 def test_the_figures_are_the_post_mortems() -> None:

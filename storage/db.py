@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,23 @@ import aiosqlite
 from storage.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch a new database to WAL. Two processes creating one file at the same moment can
+    both race for this first change, and SQLite answers "locked" at once instead of waiting on
+    the busy timeout, so the switch is retried for as long as the busy timeout would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 class Database:
@@ -48,7 +66,7 @@ class Database:
         db = cls(conn, path)
         try:
             await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode=WAL")
+            await _enable_wal(conn)
             # FULL: a committed intent or lease survives a power cut, not only a process crash
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")

@@ -336,13 +336,49 @@ class JournalStore:
             row = await cur.fetchone()
             return row[0] if row else None
 
+    async def mark_stop_canceled(self, scope: str, symbol: str, exchange_id: str) -> None:
+        """Warden canceled this stop itself: not 'canceled outside Warden' later."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                "UPDATE stop_placement SET status = ?, exchange_state = ?, checked_at = ? "
+                "WHERE scope = ? AND symbol = ? AND exchange_id = ?",
+                (
+                    StopStatus.CANCELED.value,
+                    StopState.CANCELED.value,
+                    self.clock(),
+                    scope,
+                    symbol,
+                    exchange_id,
+                ),
+            )
+
+    async def verified_stops(self, scope: str) -> list[StopRecord]:
+        """Stops last known live: the ones whose fate (fired? canceled?) is still to be read."""
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM stop_placement WHERE scope = ? AND status = ? ORDER BY id",
+                (scope, StopStatus.VERIFIED.value),
+            )
+            return [_stop(r) for r in await cur.fetchall()]
+
+    async def last_entry(self, scope: str, symbol: str) -> Intent | None:
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM intent WHERE scope = ? AND symbol = ? AND kind = ? AND status = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (scope, symbol, IntentKind.ENTRY.value, IntentStatus.FILLED.value),
+            )
+            row = await cur.fetchone()
+            return _intent(row) if row else None
+
     async def position_owner(self, scope: str, symbol: str) -> str | None:
         """The purpose of the entry that opened the symbol's current position (e.g. its
         strategy), so a strategy only ever exits what it opened itself."""
         async with self.db.read() as conn:
             cur = await conn.execute(
-                "SELECT purpose FROM intent WHERE scope = ? AND symbol = ? AND kind = ? "
-                "AND status = ? ORDER BY id DESC LIMIT 1",
+                "SELECT purpose FROM intent AS i WHERE scope = ? AND symbol = ? AND kind = ? "
+                "AND status = ? AND NOT EXISTS (SELECT 1 FROM exit AS e WHERE e.scope = i.scope "
+                "AND e.symbol = i.symbol AND e.at >= i.updated_at) ORDER BY id DESC LIMIT 1",
                 (scope, symbol, IntentKind.ENTRY.value, IntentStatus.FILLED.value),
             )
             row = await cur.fetchone()

@@ -701,6 +701,10 @@ async def test_a_rejected_close_leaves_the_position_protected(rig: Rig) -> None:
     [stop] = await rig.paper.open_stops()
     assert (stop.size, stop.trigger_price, stop.state) == (0.001, BTC_STOP, StopState.LIVE)
     assert await rig.journal.exits(SCOPE) == []
+    # Warden canceled its own stop to close: a failed close is its fault, not someone else's
+    [incident] = [i for i in await rig.journal.incidents(SCOPE) if i.kind == "unprotected_position"]
+    assert incident.attribution is Attribution.EXECUTION
+    assert "Warden canceled stop" in incident.detail
 
 
 def test_the_rig_uses_the_default_paper_markets() -> None:

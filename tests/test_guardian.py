@@ -387,3 +387,28 @@ async def test_a_stop_that_fires_while_the_guardian_verifies_it_is_not_an_emerge
 
 def test_the_guardian_policy_is_the_fast_one() -> None:
     assert FAST.verify_delay == VERIFY and SHORT.exit_side is BUY and LONG.exit_side is SELL
+
+
+async def test_a_fired_stop_is_recorded_as_a_stop_loss_exit(rig: Rig) -> None:
+    await rig.open(BTC, LONG, 0.001, BTC_STOP)
+    [entry] = [i for i in await rig.journal.intents(SCOPE) if i.kind is IntentKind.ENTRY]
+    [fired] = await rig.paper.set_price(BTC, BTC_STOP - 100)
+    assert fired.fill is not None and fired.fill.average_price is not None
+
+    report = await rig.reconcile()
+
+    [exit_] = await rig.journal.exits(SCOPE)
+    assert exit_["reason"] == "stop_loss"
+    assert exit_["exit_price"] == fired.fill.average_price  # the fill, slippage included
+    assert exit_["entry_price"] == entry.price
+    assert exit_["fee"] == pytest.approx(fired.fill.fee)
+    expected = (fired.fill.average_price - entry.price) * 0.001 - fired.fill.fee
+    assert exit_["pnl"] == pytest.approx(expected)
+    assert any("fired, exit recorded" in a for a in report.actions)
+    assert any(a["key"].startswith("stop-loss:") for a in await alerts(rig.db))
+    # the closed trade leaves nothing behind for the next position on the symbol
+    assert await rig.journal.desired_stop_price(SCOPE, BTC) is None
+    assert await rig.journal.position_owner(SCOPE, BTC) is None
+    # and it is recorded once
+    await rig.reconcile()
+    assert len(await rig.journal.exits(SCOPE)) == 1

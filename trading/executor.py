@@ -279,6 +279,7 @@ class Executor:
             await lease.ensure()
             try:
                 await self.exchange.cancel_stop(s.symbol, s.id)
+                await self.journal.mark_stop_canceled(self.scope, s.symbol, s.id)
             except ExchangeError as exc:
                 event(
                     log,

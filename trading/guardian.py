@@ -8,17 +8,19 @@ Every repair is an incident with an attribution and a critical alert, then a "re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from trading import retry
 from trading.errors import ExchangeError
-from trading.journal import Attribution, Journal, StopStatus
+from trading.journal import Attribution, Journal, Severity, StopRecord, StopStatus
 from trading.lease import LeaseGuard
 from trading.logfmt import event
-from trading.models import Market, Position, PositionSide, StopOrder, StopState
+from trading.models import Fill, Market, Position, PositionSide, StopOrder, StopState
 from trading.port import ExchangePort
 from trading.settings import StopPolicy
 from trading.stops import StopKeeper, StopOutcome
@@ -81,14 +83,77 @@ class Guardian:
                     report.protected += 1
             except ExchangeError as exc:
                 report.errors.append(f"{p.symbol}: {exc}")
+        await self._settle_fired(held, symbols, report)
         for s in stops:
             if s.symbol in held or (symbols is not None and s.symbol not in symbols):
                 continue
-            await lease.ensure()
-            await self.exchange.cancel_stop(s.symbol, s.id)
-            report.actions.append(f"{s.symbol}: canceled orphan stop {s.id} (no position)")
-            event(log, "guardian.orphan_canceled", symbol=s.symbol, stop_id=s.id)
+            if await self._cancel(lease, s, report):
+                report.actions.append(f"{s.symbol}: canceled orphan stop {s.id} (no position)")
+                event(log, "guardian.orphan_canceled", symbol=s.symbol, stop_id=s.id)
         return report
+
+    async def _cancel(self, lease: LeaseGuard, s: StopOrder, report: GuardReport) -> bool:
+        """Cancel a stop Warden no longer wants, remembering that Warden did it."""
+        await lease.ensure()
+        try:
+            await self.exchange.cancel_stop(s.symbol, s.id)
+        except ExchangeError as exc:
+            report.errors.append(f"{s.symbol}: cancel of stop {s.id} failed: {exc}")
+            return False
+        await self.journal.mark_stop_canceled(self.scope, s.symbol, s.id)
+        return True
+
+    async def _settle_fired(
+        self, held: set[str], symbols: set[str] | None, report: GuardReport
+    ) -> None:
+        """A verified stop whose position is gone most likely fired: record the stop-loss exit
+        (so the next position on the symbol never inherits this trade's level or owner)."""
+        for rec in await self.journal.verified_stops(self.scope):
+            if rec.symbol in held or (symbols is not None and rec.symbol not in symbols):
+                continue
+            try:
+                seen = await retry.read(partial(self._read_stop, rec))
+            except ExchangeError as exc:
+                report.errors.append(f"{rec.symbol}: cannot read stop {rec.client_id}: {exc}")
+                continue
+            if seen is None or seen.state is StopState.LIVE:
+                continue
+            if seen.state is not StopState.TRIGGERED:
+                await self.journal.update_stop(
+                    rec.id, StopStatus.CANCELED, exchange_state=seen.state
+                )
+                continue
+            await self.journal.update_stop(rec.id, StopStatus.TRIGGERED, exchange_state=seen.state)
+            await self._record_stop_exit(rec.symbol, rec.position_side, seen, report)
+
+    async def _read_stop(self, rec: StopRecord) -> StopOrder | None:
+        return await self.exchange.get_stop(
+            rec.symbol, stop_id=rec.exchange_id, client_id=rec.client_id
+        )
+
+    async def _record_stop_exit(
+        self, symbol: str, side: PositionSide, stop: StopOrder, report: GuardReport
+    ) -> None:
+        entry = await self.journal.last_entry(self.scope, symbol)
+        fills: list[Fill] = []
+        # an adapter without fills: the trigger price stands in for the fill price
+        with contextlib.suppress(ExchangeError, NotImplementedError):
+            fills = [f for f in await self.exchange.fills(symbol, None) if f.stop_id == stop.id]
+        size = sum(f.size for f in fills) or stop.size
+        price = sum(f.price * f.size for f in fills) / size if fills else stop.trigger_price
+        fee = sum(f.fee for f in fills)
+        entry_price = entry.price if entry is not None and entry.price else price
+        await self.journal.record_exit(
+            self.scope, symbol, side, size, entry_price, price, "stop_loss", fee
+        )
+        pnl = side.loss_at(entry_price, price, size) - fee
+        await self.journal.alert(
+            Severity.INFO,
+            f"stop hit {symbol}: {side.value} {size} closed at {price} "
+            f"(stop {stop.trigger_price}); P&L {pnl:+.2f} after exit fees",
+            f"stop-loss:{stop.id}",
+        )
+        report.actions.append(f"{symbol}: stop {stop.id} fired, exit recorded at {price}")
 
     async def _guard(
         self,
@@ -124,9 +189,7 @@ class Guardian:
         if good:
             keep = min(good, key=lambda s: abs(s.trigger_price - (desired or s.trigger_price)))
             for s in live:
-                if s is not keep:
-                    await lease.ensure()
-                    await self.exchange.cancel_stop(s.symbol, s.id)
+                if s is not keep and await self._cancel(lease, s, report):
                     report.actions.append(f"{p.symbol}: canceled extra stop {s.id}")
             await self.journal.mark_stop_seen_live(self.scope, p.symbol, keep.id)
             await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
@@ -163,9 +226,8 @@ class Guardian:
         if result.outcome is StopOutcome.VERIFIED:
             assert result.stop is not None
             for s in live:
-                await lease.ensure()
-                await self.exchange.cancel_stop(s.symbol, s.id)
-                report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
+                if await self._cancel(lease, s, report):
+                    report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
             await self.journal.resolve_incidents(
                 self.scope, p.symbol, f"stop re-placed and verified live at {desired}"
             )
@@ -186,8 +248,7 @@ class Guardian:
             else "no live stop after " + "; ".join(result.failures)
         )
         for s in live:
-            await lease.ensure()
-            await self.exchange.cancel_stop(s.symbol, s.id)
+            await self._cancel(lease, s, report)
         res = await self.keeper.emergency_close(
             lease, p, self.scope, f"{why}; {reason}", desired, attribution, since
         )
@@ -214,12 +275,14 @@ class Guardian:
         if not records:
             return "no stop at all for a position Warden did not open", Attribution.EXTERNAL
         rec = records[0]
-        try:
-            seen = await retry.read(
-                lambda: self.exchange.get_stop(
-                    p.symbol, stop_id=rec.exchange_id, client_id=rec.client_id
-                )
+        if rec.status is StopStatus.CANCELED:
+            return (
+                f"Warden canceled stop {rec.client_id} itself (to close or replace it) and "
+                "the position remained",
+                Attribution.EXECUTION,
             )
+        try:
+            seen = await retry.read(partial(self._read_stop, rec))
         except ExchangeError:
             seen = None
         if seen is None:

@@ -60,7 +60,9 @@ def expected_sizes(intents: Iterable[Intent], fired: Iterable[StopOrder]) -> dic
     """Net signed size per symbol that the agent's own filled orders add up to.
 
     Entries add, closes subtract; a stop of the agent's that fired closes what it covered.
-    Reduce-only orders never flip a position, so crossing zero stops at zero.
+    Reduce-only orders never flip a position, so crossing zero stops at zero, and one that
+    reduced a position the agent did not open (its guardian's stop or emergency close on an
+    unknown position) leaves the agent's own size at zero.
     """
     events: list[tuple[float, str, float, bool]] = []
     for i in intents:
@@ -73,7 +75,7 @@ def expected_sizes(intents: Iterable[Intent], fired: Iterable[StopOrder]) -> dic
     for _, symbol, delta, reducing in sorted(events, key=lambda e: e[0]):
         before = net.get(symbol, 0.0)
         after = before + delta
-        if reducing and before * after < 0:
+        if reducing and (before * after < 0 or before == 0):
             after = 0.0
         net[symbol] = after
     return net

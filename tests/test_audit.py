@@ -1,0 +1,300 @@
+"""The audit (`warden audit`): every finding kind produced for real on the paper exchange.
+
+Warden acts through the real executor, journal and lease; "someone else" (a second bot's entry,
+a stop canceled by hand) acts straight on the paper exchange, as another client of the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.audit_run import failing, lease_findings
+from bot.summary import audit_alerts
+from storage.db import Database
+from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
+from tests.conftest import child_env, warden_cmd
+from tests.test_executor import BTC, BTC_STOP, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
+from trading.audit import Finding, Kind, Level, _stop_findings, audit_exchange, expected_sizes
+from trading.journal import IntentKind, IntentStatus, Severity
+from trading.models import Market, Position, StopOrder, StopState
+
+BTC_SIZE = 0.00095  # the post-mortem's intended size
+ETH_SIZE = 0.3
+ETH_STOP = 1983.41
+
+
+@pytest.fixture
+def rig(db: Database) -> Rig:
+    return build_rig(db)
+
+
+async def audit(rig: Rig, since: float = 0.0) -> list[Finding]:
+    return await audit_exchange("paper", rig.exchange, rig.journal, SCOPE, since)
+
+
+def kinds(findings: list[Finding]) -> list[str]:
+    return sorted(f.kind.value for f in findings)
+
+
+async def close(rig: Rig, symbol: str) -> None:
+    async with rig.lease("cli close") as lease:
+        [res] = await rig.executor.close(lease, symbol, "manual", "cli close")
+    assert res.outcome.value == "closed", res.detail
+
+
+async def test_a_clean_account_reports_nothing(rig: Rig, db: Database) -> None:
+    assert (await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)).outcome.value == "protected"
+    await close(rig, BTC)
+    assert (await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)).outcome.value == "protected"
+    assert (await rig.open(ETH, SHORT, ETH_SIZE, ETH_STOP)).outcome.value == "protected"
+
+    assert await audit(rig) == []
+    assert await lease_findings(db, 0.0) == []
+    assert audit_alerts([]) == [(Severity.INFO, "audit: clean", "audit:clean")]
+
+
+async def test_size_mismatch_from_an_entry_outside_warden(rig: Rig) -> None:
+    """The post-mortem's double-open: 0.0019 on the exchange, 0.00095 in Warden's books."""
+    await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)
+    await rig.paper.place_market_order(BTC, BUY, BTC_SIZE, "manualrun1")
+
+    found = await audit(rig)
+
+    assert kinds(found) == ["size_mismatch", "stop_size_mismatch"]
+    by_kind = {f.kind: f for f in found}
+    mismatch = by_kind[Kind.SIZE_MISMATCH]
+    assert (mismatch.severity, mismatch.exchange, mismatch.symbol) == (Level.CRITICAL, "paper", BTC)
+    assert "exchange long 0.0019" in mismatch.detail
+    assert "add up to 0.00095 (extra 0.00095)" in mismatch.detail
+    assert "covers 0.00095, position is 0.0019" in by_kind[Kind.STOP_SIZE_MISMATCH].detail
+
+
+async def test_unprotected_position_when_its_stop_is_canceled_outside_warden(rig: Rig) -> None:
+    await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)
+    [stop] = await rig.paper.open_stops(BTC)
+    await rig.paper.cancel_stop(BTC, stop.id)
+
+    [finding] = await audit(rig)
+
+    assert (finding.kind, finding.severity, finding.symbol) == (
+        Kind.UNPROTECTED_POSITION,
+        Level.CRITICAL,
+        BTC,
+    )
+    assert "has no live stop" in finding.detail
+
+
+async def test_stop_wrong_side_placed_on_the_exchange(rig: Rig) -> None:
+    """A buy stop above the market is a valid order on its own, and useless to a long."""
+    await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)
+    await rig.paper.place_stop(BTC, BUY, BTC_SIZE, 70_000.0, "wrongside1")
+
+    [finding] = await audit(rig)
+    assert (finding.kind, finding.severity) == (Kind.STOP_WRONG_SIDE, Level.CRITICAL)
+    assert "buy stop" in finding.detail and "cannot close a long" in finding.detail
+
+    # the right one canceled too: wrong side AND unprotected
+    [right] = [s for s in await rig.paper.open_stops(BTC) if s.side is SELL]
+    await rig.paper.cancel_stop(BTC, right.id)
+    assert kinds(await audit(rig)) == ["stop_wrong_side", "unprotected_position"]
+
+
+async def test_orphan_stop_without_a_position(rig: Rig) -> None:
+    await rig.paper.place_stop(ETH, SELL, 0.01, 1900.0, "orphan1")
+
+    [finding] = await audit(rig)
+
+    assert (finding.kind, finding.severity, finding.symbol) == (
+        Kind.ORPHAN_STOP,
+        Level.WARNING,
+        ETH,
+    )
+    assert "no position" in finding.detail
+
+
+async def test_every_historical_failed_stop_placement_is_listed(rig: Rig) -> None:
+    """The post-mortem's 4 of 4: four trades, each first stop acknowledged then failed."""
+    for _ in range(4):
+        await rig.paper.set_faults(stop_silent_fail=1)
+        res = await rig.open(ETH, SHORT, ETH_SIZE, ETH_STOP)
+        assert (res.outcome.value, res.stop_attempts) == ("protected", 2)
+        await close(rig, ETH)
+    after = time.time()
+
+    found = await audit(rig)
+
+    assert kinds(found) == ["failed_stop_placement"] * 4
+    assert all(f.severity is Level.WARNING and f.symbol == ETH for f in found)
+    assert all("Warden's stop" in f.detail and "failCode 1000" in f.detail for f in found)
+    failed = {s.client_id for s in await rig.paper.stop_history(ETH) if s.state.value == "failed"}
+    assert len(failed) == 4
+    assert all(any(cid in f.detail for f in found) for cid in failed if cid)
+    assert await audit(rig, since=after) == []  # the period filter of --since-days
+
+
+async def test_unknown_position_opened_outside_warden(rig: Rig) -> None:
+    await rig.paper.place_market_order(ETH, SELL, 0.1, "otherbot1")
+
+    found = await audit(rig)
+
+    assert kinds(found) == ["unknown_position", "unprotected_position"]
+    [unknown] = [f for f in found if f.kind is Kind.UNKNOWN_POSITION]
+    assert unknown.severity is Level.WARNING and "not opened by Warden" in unknown.detail
+
+
+async def test_unresolved_orders_left_pending_or_unknown(rig: Rig) -> None:
+    async with rig.lease("cycle crashed") as lease:
+        pending = await rig.journal.create_intent(
+            lease, IntentKind.ENTRY, BTC, BUY, 0.001, BTC_STOP, "cycle btc_momentum"
+        )
+        unknown = await rig.journal.create_intent(
+            lease, IntentKind.CLOSE, ETH, BUY, 0.1, None, "cli close"
+        )
+    await rig.journal.finish_intent(unknown.id, IntentStatus.UNKNOWN, error="timeout")
+
+    found = await audit(rig)
+
+    assert kinds(found) == ["unresolved_order"] * 2
+    assert all(f.severity is Level.CRITICAL for f in found)
+    details = " ".join(f.detail for f in found)
+    assert pending.client_id in details and unknown.client_id in details
+
+
+async def test_stale_leases_and_refusals(db: Database) -> None:
+    store = LeaseStore(db)
+    await store.try_acquire("paper:main", new_owner(), "cycle that crashed", ttl=0.01)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    await store.try_acquire("okx:main", f"{HOST}:{child.pid}:deadbeef", "watchdog", ttl=300)
+    await store.try_acquire("hl:main", new_owner(), "scheduled cycle", ttl=300)
+    busy = await store.try_acquire("hl:main", new_owner(), "manual run", ttl=300)
+    assert isinstance(busy, Busy)
+    await asyncio.sleep(0.05)
+
+    found = await lease_findings(db, since=0.0)
+
+    assert kinds(found) == ["lease_refusal", "stale_lease", "stale_lease"]
+    stale = {f.exchange: f for f in found if f.kind is Kind.STALE_LEASE}
+    assert "expired" in stale["paper"].detail and "cycle that crashed" in stale["paper"].detail
+    assert "holder process is dead" in stale["okx"].detail
+    [refusal] = [f for f in found if f.kind is Kind.LEASE_REFUSAL]
+    assert refusal.severity is Level.INFO and refusal.exchange == "hl"
+    assert "'manual run'" in refusal.detail and "'scheduled cycle'" in refusal.detail
+    assert kinds(failing(found)) == ["stale_lease", "stale_lease"]  # refusals do not fail it
+    # the scheduled audit: one alert per failing finding, one line for the informational ones
+    alerts = audit_alerts(found)
+    assert [(sev, key) for sev, _, key in alerts] == [
+        (Severity.WARNING, "audit:stale_lease:okx::0"),
+        (Severity.WARNING, "audit:stale_lease:paper::0"),
+        (Severity.INFO, "audit:info"),
+    ]
+    assert "1 lease_refusal" in alerts[-1][1]
+
+
+async def test_stops_that_closed_a_position_warden_did_not_open_leave_no_false_mismatch(
+    rig: Rig,
+) -> None:
+    """Warden guards a position opened elsewhere; its stop fires. Warden's books must not
+    count that stop's fill against Warden's next position."""
+    await rig.paper.place_market_order(BTC, BUY, 0.001, "otherbot2")
+    report = await rig.reconcile()
+    assert any("placed verified stop" in a for a in report.actions), report
+    [stop] = await rig.paper.open_stops(BTC)
+    [fired] = await rig.paper.set_price(BTC, stop.trigger_price - 50)
+    assert fired.stop.state is StopState.TRIGGERED and await rig.paper.positions() == []
+
+    assert (await rig.open(BTC, LONG, BTC_SIZE, 60_000.0)).outcome.value == "protected"
+
+    assert await audit(rig) == []
+
+
+def test_expected_sizes_never_let_a_reducing_order_open_a_position() -> None:
+    fired = StopOrder(BTC, "9", "wdxs1", SELL, 0.001, 60_000.0, StopState.TRIGGERED, True)
+    assert expected_sizes([], [fired]) == {BTC: 0.0}
+
+
+def test_wrong_side_and_unprotected_from_the_pure_rules() -> None:
+    market = Market(BTC, "BTC", "USDT", 1.0, 0.0001, 0.00001, 0.1)
+    pos = Position(BTC, LONG, 0.001, 69_000.0)
+    wrong = StopOrder(BTC, "7", None, BUY, 0.001, 70_000.0, StopState.LIVE, True)
+    short = StopOrder(BTC, "8", None, SELL, 0.0005, 65_000.0, StopState.LIVE, True)
+    assert kinds(_stop_findings("paper", pos, [wrong], market)) == [
+        "stop_wrong_side",
+        "unprotected_position",
+    ]
+    assert kinds(_stop_findings("paper", pos, [short], market)) == ["stop_size_mismatch"]
+
+
+# --- the real CLI -----------------------------------------------------------------------------
+
+
+def write_config(folder: Path, db_path: Path) -> Path:
+    path = folder / "warden.toml"
+    path.write_text(f'[storage]\npath = "{db_path}"\n[logging]\nlevel = "ERROR"\n')
+    return path
+
+
+def warden_audit(config: Path) -> tuple[int, dict[str, object]]:
+    out = subprocess.run(
+        warden_cmd("--config", str(config), "audit", "--json"),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=config.parent,
+        timeout=60,
+    )
+    return out.returncode, json.loads(out.stdout)
+
+
+async def test_warden_audit_json_reports_the_findings_and_exits_1(
+    rig: Rig, db: Database, db_path: Path, tmp_path: Path
+) -> None:
+    await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)
+    await rig.paper.place_market_order(BTC, BUY, BTC_SIZE, "manualrun1")
+    await rig.paper.place_stop(ETH, SELL, 0.01, 1900.0, "orphan1")
+    async with rig.lease("cycle crashed") as lease:
+        await rig.journal.create_intent(lease, IntentKind.ENTRY, ETH, SELL, 0.1, 2000.0, "x")
+    store = LeaseStore(db)
+    held = await store.try_acquire("paper:main", "h:1:a", "scheduled cycle", ttl=300)
+    assert isinstance(held, Acquired)
+    await store.try_acquire("paper:main", new_owner(), "manual run", ttl=300)  # refused
+    await store.release("paper:main", "h:1:a", held.holder.token)
+    await store.try_acquire("paper:main", new_owner(), "cycle that crashed", ttl=0.01)
+    await asyncio.sleep(0.05)
+
+    code, report = warden_audit(write_config(tmp_path, db_path))
+
+    assert code == 1 and report["ok"] is False and report["errors"] == []
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    assert all(
+        set(f) == {"kind", "severity", "exchange", "symbol", "detail", "action"} for f in findings
+    )
+    assert sorted(f["kind"] for f in findings) == [
+        "lease_refusal",
+        "orphan_stop",
+        "size_mismatch",
+        "stale_lease",
+        "stop_size_mismatch",
+        "unresolved_order",
+    ]
+    assert {f["exchange"] for f in findings} == {"paper"}
+    severities = {f["kind"]: f["severity"] for f in findings}
+    assert severities["size_mismatch"] == "critical" and severities["lease_refusal"] == "info"
+
+
+async def test_warden_audit_json_on_a_clean_account_exits_0(
+    rig: Rig, db_path: Path, tmp_path: Path
+) -> None:
+    await rig.open(BTC, LONG, BTC_SIZE, BTC_STOP)
+
+    code, report = warden_audit(write_config(tmp_path, db_path))
+
+    assert (code, report) == (0, {"ok": True, "findings": [], "errors": []})

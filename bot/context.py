@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.config import Config, Secrets, load_config, load_secrets, resolve_config_path
 from bot.config.errors import ConfigError
+from bot.config.secrets import set_process_secrets
 from bot.logs import Redactor, setup_logging
 from storage.db import Database
 from storage.held_lease import LeaseManager
@@ -59,6 +60,7 @@ def build_context(args: argparse.Namespace) -> Context:
     level = getattr(args, "log_level", None) or config.logging.level
     fmt = "json" if getattr(args, "log_json", False) else config.logging.format
     setup_logging(level, fmt, secrets.secret_strings())
+    set_process_secrets(secrets)
     return Context(config, str(path) if path else "<built-in defaults>", secrets, args)
 
 

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.config import Config, ConfigError
-from bot.config.schema import ExchangeConfig, PaperExchangeConfig
+from bot.config import Config, ConfigError, Secrets
+from bot.config.schema import (
+    ExchangeConfig,
+    HyperliquidExchangeConfig,
+    OkxExchangeConfig,
+    PaperExchangeConfig,
+)
+from bot.config.secrets import process_secrets
 from storage.db import Database
 from trading.port import ExchangePort
 
@@ -59,11 +65,45 @@ def build_paper_exchange(config: Config, name: str, db: Database) -> PaperExchan
     return PaperExchange(name, paper_settings(cfg), PaperStore(db))
 
 
-def build_exchange(config: Config, name: str, db: Database) -> ExchangePort:
+def build_exchange(
+    config: Config, name: str, db: Database, secrets: Secrets | None = None
+) -> ExchangePort:
+    """The adapter for NAME. Real exchanges read their keys from ``secrets`` (default: the
+    environment and .env); a missing key is a ConfigError naming the variable, never a value."""
     cfg = _configured(config, name)
     if isinstance(cfg, PaperExchangeConfig):
         return build_paper_exchange(config, name, db)
-    raise ConfigError(f"exchange {name}: kind {cfg.kind} is not supported in this version yet")
+    keys = secrets if secrets is not None else process_secrets()
+    if isinstance(cfg, OkxExchangeConfig):
+        from trading.adapters.okx import MissingCredentials, build_okx
+
+        try:
+            return build_okx(
+                name,
+                account=cfg.account,
+                sandbox=cfg.sandbox,
+                api_url=cfg.api_url,
+                margin_mode=cfg.margin_mode,
+                secrets=keys.get,
+            )
+        except MissingCredentials as exc:
+            raise ConfigError(f"exchange {name}: {exc}") from None
+    if isinstance(cfg, HyperliquidExchangeConfig):
+        from trading.adapters.hyperliquid import MissingCredentials as HlMissing
+        from trading.adapters.hyperliquid import build_hyperliquid
+
+        try:
+            return build_hyperliquid(
+                name,
+                account=cfg.account,
+                sandbox=cfg.sandbox,
+                api_url=cfg.api_url,
+                slippage_percent=cfg.slippage_percent,
+                secrets=keys.get,
+            )
+        except HlMissing as exc:
+            raise ConfigError(f"exchange {name}: {exc}") from None
+    raise ConfigError(f"exchange {name}: kind {cfg.kind} is not supported")
 
 
 def _configured(config: Config, name: str) -> ExchangeConfig:

@@ -252,7 +252,7 @@ def test_no_secret_reaches_output_or_database(workdir: Path) -> None:
     )
 
     # the runs did what they were meant to, so the scan covers real paths
-    # okx/hyperliquid adapters are not built yet: doctor reports them (exit 1), but still leaks nothing
+    # okx/hyperliquid are unreachable here: doctor reports them (exit 1), and still leaks nothing
     assert runs["doctor"].returncode == 1, runs["doctor"].text()
     assert runs["doctor-json"].returncode == 1, runs["doctor-json"].text()
     for label in (

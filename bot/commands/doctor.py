@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot import exit_codes
 from bot.commands.render import print_json
+from bot.config.errors import ConfigError
 from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
 from bot.context import Context
+from bot.exchanges import build_exchange
 from storage.db import Database
 from storage.errors import StorageError
 from storage.migrations import LATEST, current_version
+from trading.errors import ExchangeError
 
 REQUIRED_SECRETS = {
     OkxExchangeConfig: ("OKX_API_KEY", "OKX_API_SECRET", "OKX_API_PASSPHRASE"),
@@ -26,6 +30,47 @@ class Check:
     detail: str
 
 
+PROBE_SECONDS = 15.0
+
+
+async def _probe(ctx: Context, name: str) -> tuple[str, str]:
+    """Read-only checks against a real exchange: reachable, clock, account fit to trade."""
+    import time
+
+    from storage.db import Database
+
+    db = await Database.open(":memory:")
+    try:
+        exchange = build_exchange(ctx.config, name, db, ctx.secrets)
+    except ConfigError as exc:
+        await db.close()
+        return "fail", str(exc)
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            markets = await exchange.markets()
+            balance = await exchange.balance()
+            notes = [f"{len(markets)} markets", f"equity {balance.total:,.2f} {balance.currency}"]
+            server_time = getattr(exchange, "server_time", None)
+            if server_time is not None:
+                skew = abs(await server_time() - time.time())
+                if skew > 5:
+                    return "fail", f"clock is {skew:.1f}s off the exchange's: fix NTP"
+                notes.append(f"clock skew {skew:.2f}s")
+            account_config = getattr(exchange, "account_config", None)
+            if account_config is not None:
+                problems = (await account_config()).problems()
+                if problems:
+                    return "fail", "; ".join(problems)
+            return "ok", f"{ctx.config.exchanges[name].kind} reachable: " + ", ".join(notes)
+    except TimeoutError:
+        return "fail", f"no answer within {PROBE_SECONDS:g}s"
+    except ExchangeError as exc:
+        return "fail", f"{type(exc).__name__}: {exc}"
+    finally:
+        await exchange.close()
+        await db.close()
+
+
 async def _checks(ctx: Context) -> list[Check]:
     checks = [Check("config", "ok", f"valid ({ctx.config_source})")]
     for name, ex in ctx.config.exchanges.items():
@@ -34,7 +79,7 @@ async def _checks(ctx: Context) -> list[Check]:
         if missing:
             status, detail = "fail", f"{ex.kind}: missing secrets {', '.join(missing)}"
         elif ex.kind != "paper":
-            status, detail = "fail", f"{ex.kind}: secrets set, but this version supports only paper"
+            status, detail = await _probe(ctx, name)
         else:
             status, detail = "ok", f"{ex.kind}, lease scope {ctx.config.lease_scope(name)}"
         checks.append(Check(f"exchange {name}", status, detail))

@@ -92,3 +92,16 @@ def _parse_user_ids(raw: str, source: str, secrets: list[str]) -> frozenset[int]
                 f"{ALLOWED_USERS} (environment or {source}): {what} is not a numeric user id"
             ) from None
     return frozenset(ids)
+
+
+_process: Secrets | None = None
+
+
+def set_process_secrets(secrets: Secrets) -> None:
+    """The secrets this process validated at start-up (with its --env-file), for the adapters."""
+    global _process
+    _process = secrets
+
+
+def process_secrets() -> Secrets:
+    return _process if _process is not None else load_secrets()

@@ -1,0 +1,690 @@
+"""The OKX adapter driving the REAL ccxt okx client against the fake OKX server.
+
+What goes over the wire is checked in the fake's request log (contracts, ``ordType``,
+``algoClOrdId``, ``tdMode``...); what comes back is checked as the port's models and errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async  # imported once for the session, as the adapter does
+import pytest
+
+from tests.conftest import ROOT, child_env
+from tests.fake_okx import API_KEY, BTC, ETH, PASSPHRASE, SECRET, FakeOkx
+from trading.adapters.okx import AccountModeError, MissingCredentials, OkxExchange, build_okx
+from trading.errors import (
+    AuthError,
+    DuplicateClientId,
+    InsufficientFunds,
+    NetworkError,
+    RateLimited,
+    Rejected,
+    StopWouldTrigger,
+    UnknownOutcome,
+)
+from trading.models import OrderSide, OrderStatus, PositionSide, StopState
+
+BTC_SYM, ETH_SYM = "BTC/USDT:USDT", "ETH/USDT:USDT"
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+
+
+def adapter(fake: FakeOkx, **kw: Any) -> OkxExchange:
+    """The adapter as bot/exchanges.py builds it, pointed at the fake through api_url."""
+    kw.setdefault("rate_limit_ms", 1)
+    ex = OkxExchange(
+        "okx", "main", API_KEY, SECRET, PASSPHRASE, api_url=fake.url, sandbox=True, **kw
+    )
+    quick_close(ex)
+    return ex
+
+
+def quick_close(ex: OkxExchange) -> None:
+    """ccxt waits 250 ms on close (for TLS shutdown); plain local HTTP needs none."""
+    ex._ex.timeout_on_exit = 0
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOkx]:
+    server = await FakeOkx(demo=True).start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+    assert server.unknown == [], (
+        f"the adapter called endpoints the fake does not know: {server.unknown}"
+    )
+
+
+@pytest.fixture
+async def okx(fake: FakeOkx) -> AsyncIterator[OkxExchange]:
+    ex = adapter(fake)
+    try:
+        yield ex
+    finally:
+        await ex.close()
+
+
+def no_payload(exc: BaseException) -> None:
+    """Error texts carry no raw OKX answer (I8 and 'payloads stay in the adapter')."""
+    assert "{" not in str(exc) and "sCode" not in str(exc) and "<html" not in str(exc)
+
+
+# -- markets, sizes, reads ---------------------------------------------------------------------
+
+
+async def test_markets_are_live_usdt_swaps_in_base_units(okx: OkxExchange) -> None:
+    markets = await okx.markets()
+    assert sorted(markets) == [BTC_SYM, ETH_SYM]  # no coin-margined, no suspended swap
+    btc, eth = markets[BTC_SYM], markets[ETH_SYM]
+    assert (btc.base, btc.quote, btc.contract_size) == ("BTC", "USDT", 0.01)
+    assert (btc.min_size, btc.size_step, btc.price_step) == (0.0001, 0.0001, 0.1)
+    assert (eth.contract_size, eth.min_size, eth.size_step, eth.price_step) == (
+        0.1,
+        0.001,
+        0.001,
+        0.01,
+    )
+
+
+async def test_sizes_go_out_in_contracts_and_come_back_in_base_units(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    order = await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    eth = await okx.place_market_order(ETH_SYM, SELL, 0.123, "wdtest1e2")
+
+    [btc_post, eth_post] = [c.body for c in fake.calls("POST", "trade/order")]
+    assert btc_post["sz"] == "5" and eth_post["sz"] == "1.23"  # 0.05 / 0.01, 0.123 / 0.1
+    assert btc_post["ordType"] == "market" and btc_post["tdMode"] == "cross"
+    assert btc_post["clOrdId"] == "wdtest1e1" and "reduceOnly" not in btc_post
+    assert "tag" not in btc_post  # no broker tag is put on the user's orders
+    assert (order.size, order.filled, order.average_price) == (0.05, 0.05, 69_060.0)
+    assert (order.status, order.client_id, order.reduce_only) == (
+        OrderStatus.FILLED,
+        "wdtest1e1",
+        False,
+    )
+    assert order.fee == pytest.approx(0.05 * 69_060 * 0.0005)
+    assert (eth.size, eth.filled) == (0.123, 0.123)
+    assert fake.position(BTC) == Decimal(5) and fake.position(ETH) == Decimal("-1.23")
+
+
+@pytest.mark.parametrize(
+    ("size", "why"),
+    [
+        (0.00015, "multiple of the size step"),
+        (0.00005, "multiple of the size step"),
+        (0.00004, "multiple of the size step"),
+        (0.0, "positive"),
+        (-0.01, "positive"),
+        (math.nan, "number"),
+        (math.inf, "positive"),
+    ],
+)
+async def test_a_size_okx_cannot_take_is_refused_before_sending(
+    fake: FakeOkx, okx: OkxExchange, size: float, why: str
+) -> None:
+    with pytest.raises(Rejected, match=why):
+        await okx.place_market_order(BTC_SYM, BUY, size, "wdtest1e1")
+    with pytest.raises(Rejected, match=why):
+        await okx.place_stop(BTC_SYM, SELL, size, 65_000.0, "wdtest1s1")
+    assert fake.calls("POST", "trade/order") == fake.calls("POST", "trade/order-algo") == []
+
+
+@pytest.mark.parametrize("size", [0.0001, 0.0003, 0.0007, 0.0123, 0.1, 1.1, 12.3456])
+def test_contract_conversion_is_exact_both_ways(size: float) -> None:
+    from trading.adapters.okx_parse import Contract
+
+    btc = Contract(
+        BTC_SYM,
+        BTC,
+        "BTC",
+        "USDT",
+        Decimal("0.01"),
+        Decimal("0.01"),
+        Decimal("0.01"),
+        Decimal("0.1"),
+    )
+    contracts = btc.to_contracts(size)
+    assert btc.to_base(contracts) == size
+    assert contracts == Decimal(repr(size)) * 100
+    assert btc.price(65_600.04) == Decimal("65600") and btc.price(65_600.06) == Decimal("65600.1")
+
+
+async def test_a_bad_client_id_is_refused_before_sending(fake: FakeOkx, okx: OkxExchange) -> None:
+    for bad in ("wd-1", "x" * 33, ""):
+        with pytest.raises(Rejected, match="letters and digits"):
+            await okx.place_market_order(BTC_SYM, BUY, 0.01, bad)
+    assert fake.calls("POST", "trade/order") == []
+
+
+async def test_positions_and_balance(fake: FakeOkx, okx: OkxExchange) -> None:
+    assert await okx.positions() == []
+    start = await okx.balance()
+    assert (start.currency, start.total, start.free, start.used) == ("USDT", 10_000, 10_000, 0)
+
+    await okx.prepare(BTC_SYM, 5)
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    await okx.place_market_order(ETH_SYM, SELL, 0.5, "wdtest1e2")
+    fake.set_price(BTC, 70_060.0)
+    fake.set_price(ETH, 1_900.0)
+
+    btc, eth = sorted(await okx.positions(), key=lambda p: p.symbol)
+    assert (btc.symbol, btc.side, btc.size, btc.entry_price) == (
+        BTC_SYM,
+        PositionSide.LONG,
+        0.05,
+        69_060,
+    )
+    assert btc.unrealized_pnl == pytest.approx(50.0) and btc.leverage == 5
+    assert (eth.side, eth.size, eth.entry_price) == (PositionSide.SHORT, 0.5, 1_950)
+    assert eth.unrealized_pnl == pytest.approx(25.0) and eth.leverage == 10
+    assert [p.symbol for p in await okx.positions(ETH_SYM)] == [ETH_SYM]
+
+    fees = (0.05 * 69_060 + 0.5 * 1_950) * 0.0005
+    margin = 0.05 * 70_060 / 5 + 0.5 * 1_900 / 10
+    bal = await okx.balance()
+    assert bal.total == pytest.approx(10_000 - fees + 75)
+    assert bal.used == pytest.approx(margin) and bal.free == pytest.approx(bal.total - margin)
+
+
+async def test_candles_all_of_them_oldest_first_and_the_ticker(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    start = 1_700_000_000_000
+    rows = [
+        [str(start + i * 1_800_000), "100", "110", "90", str(101 + i), "500", "5", "505", "1"]
+        for i in range(4)
+    ]
+    rows[-1][-1] = "0"  # the forming candle: kept, the cycle drops it by clock
+    fake.candles[BTC] = rows
+
+    candles = await okx.candles(BTC_SYM, "30m", limit=10)
+
+    assert [c.ts for c in candles] == [(start + i * 1_800_000) / 1000 for i in range(4)]
+    assert [c.close for c in candles] == [101, 102, 103, 104]
+    assert (candles[0].open, candles[0].high, candles[0].low) == (100, 110, 90)
+    assert candles[0].volume == 5  # volCcy: base units, not contracts
+    [call] = fake.calls("GET", "market/candles")
+    assert call.query["bar"] == "30m" and call.query["instId"] == BTC
+
+    ticker = await okx.ticker(ETH_SYM)
+    assert (ticker.symbol, ticker.last) == (ETH_SYM, 1_950.0) and ticker.ts > 1e9
+
+
+# -- stops ------------------------------------------------------------------------------------
+
+
+async def test_a_stop_is_a_reduce_only_conditional_algo_order(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+
+    ack = await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.04, "wdtest1s1")
+
+    [post] = [c.body for c in fake.calls("POST", "trade/order-algo")]
+    assert post["ordType"] == "conditional" and post["side"] == "sell" and post["sz"] == "5"
+    assert post["slTriggerPx"] == "65600" and post["slOrdPx"] == "-1"  # tick 0.1, market
+    assert post["reduceOnly"] is True and post["tdMode"] == "cross"
+    assert post["algoClOrdId"] == "wdtest1s1"
+    assert ack.client_id == "wdtest1s1" and ack.id is not None
+
+    by_id = await okx.get_stop(BTC_SYM, stop_id=ack.id)
+    by_client_id = await okx.get_stop(BTC_SYM, client_id="wdtest1s1")
+    assert by_id == by_client_id and by_id is not None
+    assert (by_id.id, by_id.client_id, by_id.side, by_id.size) == (ack.id, "wdtest1s1", SELL, 0.05)
+    assert (by_id.trigger_price, by_id.state, by_id.reduce_only) == (65_600, StopState.LIVE, True)
+    assert by_id.fail_code is None and by_id.created_at > 1e9
+    assert await okx.open_stops() == [by_id] == await okx.open_stops(BTC_SYM)
+    assert await okx.open_stops(ETH_SYM) == []
+    [listing] = fake.calls("GET", "trade/orders-algo-pending")[:1]
+    assert listing.query["ordType"] == "conditional"  # not the bare 'trigger' flag
+    assert await okx.get_stop(BTC_SYM, client_id="wdnothere1") is None
+
+    await okx.cancel_stop(BTC_SYM, ack.id)
+    assert await okx.open_stops() == []
+    canceled = await okx.get_stop(BTC_SYM, stop_id=ack.id)
+    assert canceled is not None and canceled.state is StopState.CANCELED
+
+
+@pytest.mark.parametrize(
+    ("okx_state", "fail_code", "state", "code"),
+    [
+        ("live", "", StopState.LIVE, None),
+        ("pause", "", StopState.LIVE, None),
+        ("partially_effective", "", StopState.LIVE, None),
+        ("effective", "", StopState.TRIGGERED, None),
+        ("canceled", "", StopState.CANCELED, None),
+        ("order_failed", "1000", StopState.FAILED, "1000"),
+        ("order_failed", "", StopState.FAILED, "unknown"),
+        ("a_state_okx_adds_later", "", StopState.FAILED, "state a_state_okx_adds_later"),
+    ],
+)
+async def test_stop_state_is_the_algo_records_own(
+    fake: FakeOkx,
+    okx: OkxExchange,
+    okx_state: str,
+    fail_code: str,
+    state: StopState,
+    code: str | None,
+) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    ack = await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+    assert ack.id is not None
+    fake.set_algo_state(ack.id, okx_state, fail_code)
+
+    seen = await okx.get_stop(BTC_SYM, client_id="wdtest1s1")
+
+    assert seen is not None and (seen.state, seen.fail_code) == (state, code)
+
+
+async def test_order_failed_is_failed_with_its_code_where_ccxt_says_canceled(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    """The reason the adapter reads ``info``: ccxt's unified order hides the failure."""
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    fake.faults.stop_order_failed = 1
+
+    ack = await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+
+    seen = await okx.get_stop(BTC_SYM, stop_id=ack.id)
+    assert seen is not None and (seen.state, seen.fail_code) == (StopState.FAILED, "1000")
+    raw = ccxt_async.okx(
+        {"apiKey": API_KEY, "secret": SECRET, "password": PASSPHRASE, "rateLimit": 1}
+    )
+    raw.timeout_on_exit = 0
+    raw.set_sandbox_mode(True)
+    raw.urls["api"] = {"rest": fake.url}
+    try:
+        unified = await raw.fetch_order(ack.id, BTC_SYM, {"trigger": True})
+    finally:
+        await raw.close()
+    assert unified["status"] == "canceled"
+    assert "1000" not in [v for k, v in unified.items() if k != "info"]
+    assert await okx.open_stops() == []
+
+
+async def test_history_holds_every_ended_stop_failed_ones_included(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    """The post-mortem's audit: all 4 placements answered code 0 and ended order_failed."""
+    await okx.place_market_order(ETH_SYM, SELL, 0.5, "wdtest1e1")
+    fake.faults.stop_order_failed = 4
+    for n in range(1, 5):
+        await okx.place_stop(ETH_SYM, BUY, 0.5, 1_983.41, f"wdtest1s{n}")
+    live = await okx.place_stop(ETH_SYM, BUY, 0.5, 1_983.41, "wdtest1s5")
+    canceled = await okx.place_stop(ETH_SYM, BUY, 0.5, 1_990.0, "wdtest1s6")
+    assert canceled.id is not None
+    await okx.cancel_stop(ETH_SYM, canceled.id)
+    fake.set_price(ETH, 1_983.41)  # the live stop fires and closes the short
+
+    history = await okx.stop_history()
+
+    assert [s.client_id for s in history] == [f"wdtest1s{n}" for n in (1, 2, 3, 4, 6, 5)]
+    assert [(s.state, s.fail_code) for s in history[:4]] == [(StopState.FAILED, "1000")] * 4
+    assert history[4].state is StopState.CANCELED
+    assert history[5].state is StopState.TRIGGERED and history[5].id == live.id
+    assert await okx.positions() == [] and await okx.open_stops() == []
+    states = {c.query["state"] for c in fake.calls("GET", "trade/orders-algo-history")}
+    assert states == {"effective", "canceled", "order_failed"}
+    assert all(
+        c.query["ordType"] == "conditional" for c in fake.calls("GET", "trade/orders-algo-history")
+    )
+    assert [s.client_id for s in await okx.stop_history(ETH_SYM, since=history[4].updated_at)] == [
+        "wdtest1s6",
+        "wdtest1s5",
+    ]
+    assert await okx.stop_history(BTC_SYM) == []
+
+
+async def test_history_is_read_page_by_page_to_the_end(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    fake.faults.stop_order_failed = 1
+    ack = await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+    assert ack.id is not None
+    for n in range(2, 231):
+        fake.copy_algo(ack.id, algoClOrdId=f"wdtest1s{n}", clOrdId=f"wdtest1s{n}")
+
+    history = await okx.stop_history()
+
+    assert len(history) == 230 and {s.fail_code for s in history} == {"1000"}
+    pages = [c.query for c in fake.calls("GET", "trade/orders-algo-history")]
+    failed_pages = [q for q in pages if q["state"] == "order_failed"]
+    assert len(failed_pages) == 3 and "after" not in failed_pages[0]
+    assert all("after" in q for q in failed_pages[1:])
+
+
+async def test_fills_carry_the_client_id_or_the_stop_that_made_them(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    await okx.place_market_order(ETH_SYM, SELL, 0.5, "wdtest1e1")
+    ack = await okx.place_stop(ETH_SYM, BUY, 0.5, 1_983.41, "wdtest1s1")
+    fake.set_price(ETH, 1_990.0)  # through the stop: it fires and closes the short here
+
+    entry, stopped = await okx.fills()
+
+    assert (entry.symbol, entry.side, entry.size, entry.price) == (ETH_SYM, SELL, 0.5, 1_950)
+    assert (entry.client_id, entry.stop_id, entry.reduce_only) == ("wdtest1e1", None, False)
+    assert entry.fee == pytest.approx(0.5 * 1_950 * 0.0005)
+    assert (stopped.side, stopped.size, stopped.price) == (BUY, 0.5, 1_990)
+    assert (stopped.stop_id, stopped.reduce_only) == (ack.id, True)
+    assert stopped.ts >= entry.ts > 1e9
+    assert await okx.fills(ETH_SYM, since=stopped.ts) == [stopped]
+    assert await okx.fills(BTC_SYM) == []
+    assert all(c.query["instType"] == "SWAP" for c in fake.calls("GET", "trade/fills-history"))
+
+
+async def test_fills_are_read_page_by_page(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    [first] = fake.fills
+    fake.fills += [
+        dict(first, billId=fake.new_id(), ts=str(int(first["ts"]) + n)) for n in range(1, 150)
+    ]
+
+    fills = await okx.fills(BTC_SYM)
+
+    assert len(fills) == 150 and [f.ts for f in fills] == sorted(f.ts for f in fills)
+    assert len(fake.calls("GET", "trade/fills-history")) == 2
+
+
+async def test_take_profit_and_trigger_algos_are_not_stops(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    ack = await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+    assert ack.id is not None
+    fake.copy_algo(ack.id, slTriggerPx="", tpTriggerPx="75000", algoClOrdId="usertp1")
+    fake.copy_algo(ack.id, ordType="trigger", algoClOrdId="usertrigger1")
+
+    assert [s.id for s in await okx.open_stops()] == [ack.id]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+async def test_a_stop_beyond_the_last_price_is_stop_would_trigger(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    await okx.place_market_order(ETH_SYM, SELL, 0.5, "wdtest1e2")
+
+    with pytest.raises(StopWouldTrigger) as long_stop:
+        await okx.place_stop(BTC_SYM, SELL, 0.05, 70_000.0, "wdtest1s1")
+    with pytest.raises(StopWouldTrigger) as short_stop:
+        await okx.place_stop(ETH_SYM, BUY, 0.5, 1_900.0, "wdtest1s2")
+
+    assert (long_stop.value.code, short_stop.value.code) == ("51280", "51278")
+    assert "cannot be lower than the last price" in str(short_stop.value)
+    no_payload(long_stop.value)
+    no_payload(short_stop.value)
+    assert fake.algo_list() == []
+
+
+async def test_a_reused_client_id_is_duplicate_client_id(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+
+    with pytest.raises(DuplicateClientId) as order:
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    with pytest.raises(DuplicateClientId) as stop:
+        await okx.place_stop(BTC_SYM, SELL, 0.05, 65_000.0, "wdtest1s1")
+
+    assert order.value.code == stop.value.code == "51016"
+    no_payload(order.value)
+    assert len(fake.filled_orders()) == 1 and len(fake.algo_list()) == 1
+    found = await okx.get_order(BTC_SYM, client_id="wdtest1e1")
+    assert found is not None and found.filled == 0.05
+
+
+async def test_rate_limiting_is_retryable_and_sends_nothing(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    await okx.markets()
+    fake.faults.rate_limited = 2
+    with pytest.raises(RateLimited, match="50011") as read:
+        await okx.ticker(BTC_SYM)
+    assert read.value.retryable
+    with pytest.raises(RateLimited):
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    assert fake.orders == [] and okx._ex.enableRateLimit is True
+    assert (await okx.ticker(BTC_SYM)).last == 69_060.0
+
+
+async def test_server_errors_read_retryable_write_unknown(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.balance()
+    fake.faults.server_errors = 2
+    with pytest.raises(NetworkError) as read:
+        await okx.positions()
+    with pytest.raises(UnknownOutcome) as write:
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    assert read.value.retryable and write.value.client_id == "wdtest1e1"
+    no_payload(read.value)
+    no_payload(write.value)
+
+
+@pytest.mark.parametrize("lose_by", ["drop", "stall"])
+async def test_a_write_without_an_answer_is_an_unknown_outcome(fake: FakeOkx, lose_by: str) -> None:
+    okx = adapter(fake, timeout_ms=400)
+    try:
+        fake.faults.lost_responses, fake.faults.lose_by = 1, lose_by  # type: ignore[assignment]
+        with pytest.raises(UnknownOutcome) as lost:
+            await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+        assert lost.value.client_id == "wdtest1e1" and not lost.value.retryable
+        # the order did go through: asking by client id is how it is found
+        found = await okx.get_order(BTC_SYM, client_id="wdtest1e1")
+    finally:
+        await okx.close()
+    assert found is not None and (found.filled, found.status) == (0.05, OrderStatus.FILLED)
+    assert len(fake.calls("POST", "trade/order")) == 1
+
+
+async def test_cut_off_json_is_a_clear_error(fake: FakeOkx, okx: OkxExchange) -> None:
+    await okx.balance()
+    fake.faults.malformed = 1
+    with pytest.raises(NetworkError, match="unreadable answer") as read:
+        await okx.positions()
+    no_payload(read.value)
+    fake.faults.malformed = 1
+    with pytest.raises(UnknownOutcome, match="unreadable answer") as write:
+        await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+    assert write.value.client_id == "wdtest1s1"
+
+
+async def test_insufficient_margin(fake: FakeOkx, okx: OkxExchange) -> None:
+    with pytest.raises(InsufficientFunds) as exc:
+        await okx.place_market_order(BTC_SYM, BUY, 20.0, "wdtest1e1")
+    assert exc.value.code == "51008" and fake.orders == []
+
+
+# -- account, credentials, configuration -------------------------------------------------------
+
+
+async def test_wrong_credentials_are_auth_errors(fake: FakeOkx) -> None:
+    ex = OkxExchange(
+        "okx", "main", "another-key", SECRET, PASSPHRASE, sandbox=True, api_url=fake.url
+    )
+    quick_close(ex)
+    try:
+        with pytest.raises(AuthError) as exc:
+            await ex.balance()
+    finally:
+        await ex.close()
+    assert "another-key" not in str(exc.value) and SECRET not in str(exc.value)
+
+
+async def test_without_credentials_only_public_data(fake: FakeOkx) -> None:
+    secrets: dict[str, str] = {}
+    with pytest.raises(MissingCredentials) as missing:
+        build_okx(
+            "okx",
+            account="main",
+            sandbox=True,
+            api_url=fake.url,
+            margin_mode="cross",
+            secrets=secrets.get,
+        )
+    assert "OKX_API_KEY, OKX_API_SECRET, OKX_API_PASSPHRASE" in str(missing.value)
+    ex = build_okx(
+        "okx",
+        account="main",
+        sandbox=True,
+        api_url=fake.url,
+        margin_mode="cross",
+        secrets=secrets.get,
+        require_credentials=False,
+    )
+    quick_close(ex)
+    try:
+        assert (await ex.ticker(BTC_SYM)).last == 69_060.0
+        with pytest.raises(AuthError, match="credentials missing"):
+            await ex.positions()
+    finally:
+        await ex.close()
+    assert not [r for r in fake.requests if r.path.startswith("/api/v5/account/")]
+
+
+async def test_build_okx_reads_the_named_secrets(fake: FakeOkx) -> None:
+    secrets = {"OKX_API_KEY": API_KEY, "OKX_API_SECRET": SECRET, "OKX_API_PASSPHRASE": PASSPHRASE}
+    ex = build_okx(
+        "okx-demo",
+        account="alt",
+        sandbox=True,
+        api_url=fake.url + "/",
+        margin_mode="isolated",
+        secrets=secrets.get,
+        leverage=3,
+        rate_limit_ms=1,
+    )
+    quick_close(ex)
+    try:
+        assert (ex.name, ex.account, ex.margin_mode, ex.leverage) == (
+            "okx-demo",
+            "alt",
+            "isolated",
+            3,
+        )
+        assert API_KEY not in repr(ex)
+        assert (await ex.balance()).total == 10_000
+    finally:
+        await ex.close()
+
+
+async def test_demo_trading_header_follows_the_sandbox_flag(fake: FakeOkx) -> None:
+    live = OkxExchange("okx", "main", API_KEY, SECRET, PASSPHRASE, api_url=fake.url)
+    quick_close(live)
+    try:
+        with pytest.raises(AuthError, match="environment"):  # a demo key on production
+            await live.balance()
+    finally:
+        await live.close()
+    [seen] = fake.calls("GET", "account/config")
+    assert "x-simulated-trading" not in seen.headers
+    demo = adapter(fake)
+    try:
+        await demo.balance()
+    finally:
+        await demo.close()
+    assert fake.calls("GET", "account/balance")[-1].headers["x-simulated-trading"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("pos_mode", "acct_lv", "why"),
+    [("long_short_mode", "2", "net mode"), ("net_mode", "1", "cannot trade swaps")],
+)
+async def test_an_account_not_fit_to_trade_is_refused(
+    fake: FakeOkx, okx: OkxExchange, pos_mode: str, acct_lv: str, why: str
+) -> None:
+    fake.pos_mode, fake.acct_lv = pos_mode, acct_lv
+    for call in (
+        okx.positions,
+        okx.balance,
+        okx.open_stops,
+        lambda: okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1"),
+        lambda: okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1"),
+    ):
+        with pytest.raises(AccountModeError, match=why):
+            await call()
+    assert not [r for r in fake.requests if r.method == "POST"]
+    assert (await okx.markets()) and (await okx.ticker(BTC_SYM)).last > 0  # public data works
+    config = await okx.account_config()
+    assert (config.pos_mode, config.acct_lv) == (pos_mode, acct_lv) and config.problems()
+
+    fake.pos_mode, fake.acct_lv = "net_mode", "2"  # fixed in OKX's settings: trading resumes
+    assert (await okx.check_account()).problems() == []
+    assert await okx.positions() == []
+
+
+async def test_leverage_is_set_once_per_symbol_before_the_first_entry(fake: FakeOkx) -> None:
+    okx = adapter(fake, leverage=3, margin_mode="isolated")
+    try:
+        assert await okx.current_leverage(BTC_SYM) == 10  # read only: nothing set yet
+        assert fake.calls("POST", "account/set-leverage") == []
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+        await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+        await okx.place_market_order(BTC_SYM, SELL, 0.05, "wdtest1c2", reduce_only=True)
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e3")
+        [position] = await okx.positions()
+        assert await okx.current_leverage(BTC_SYM) == 3
+    finally:
+        await okx.close()
+    [lever] = [c.body for c in fake.calls("POST", "account/set-leverage")]
+    assert lever == {"lever": 3, "mgnMode": "isolated", "instId": BTC, "posSide": "net"}
+    entry, exit_, again = [c.body for c in fake.calls("POST", "trade/order")]
+    assert entry["tdMode"] == exit_["tdMode"] == "isolated"
+    assert exit_["reduceOnly"] is True and "reduceOnly" not in again
+    assert fake.calls("POST", "trade/order-algo")[0].body["tdMode"] == "isolated"
+    assert position.leverage == 3
+
+
+async def test_leverage_that_cannot_be_set_stops_the_entry(fake: FakeOkx) -> None:
+    fake.instruments[BTC] = type(fake.instruments[BTC])(
+        BTC, "0.01", "0.01", "0.01", "0.1", max_lever="2"
+    )
+    okx = adapter(fake, leverage=3)
+    try:
+        with pytest.raises(Rejected, match="leverage 3 could not be set") as exc:
+            await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    finally:
+        await okx.close()
+    assert not isinstance(exc.value, UnknownOutcome)
+    assert fake.calls("POST", "trade/order") == []
+
+
+async def test_server_time_and_close(fake: FakeOkx) -> None:
+    okx = adapter(fake)
+    assert abs(await okx.server_time() - time.time()) < 5
+    await okx.close()
+    assert okx._ex.session is None or okx._ex.session.closed
+
+
+def test_importing_the_adapter_does_not_import_ccxt() -> None:
+    code = "import sys, trading.adapters.okx; print('ccxt' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_error_payload_prefers_the_item_code() -> None:
+    from trading.adapters.okx_parse import error_payload
+
+    body: Callable[[Any], str] = lambda p: "okx " + json.dumps(p)  # noqa: E731
+    item = {"code": "1", "msg": "", "data": [{"sCode": "51278", "sMsg": "SL trigger price..."}]}
+    assert error_payload(body(item)) == ("51278", "SL trigger price...")
+    assert error_payload(body({"code": "50011", "msg": "Too Many Requests", "data": []})) == (
+        "50011",
+        "Too Many Requests",
+    )
+    assert error_payload("okx POST http://x/api/v5/trade/order") == (None, None)
+    assert error_payload("okx {cut off") == (None, None)

@@ -1,0 +1,414 @@
+"""Hyperliquid payloads -> Warden models, and Warden client ids <-> Hyperliquid ``cloid``s.
+
+Pure functions, no I/O and no ccxt: the adapter hands in the raw JSON the info endpoint answered
+(Hyperliquid's own field names), and gets typed models back. A payload that lacks a field the
+model needs raises ``Malformed``; the adapter turns that into a clear port error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trading.models import (
+    Fill,
+    Market,
+    Order,
+    OrderSide,
+    OrderStatus,
+    Position,
+    PositionSide,
+    StopOrder,
+    StopState,
+)
+
+Raw = Mapping[str, Any]
+SymbolOf = Callable[[object], str | None]  # coin name -> unified symbol, None when not wanted
+SETTLE = "USDC"
+
+
+class Malformed(ValueError):
+    """The exchange answered, but not in the shape its API documents."""
+
+
+# -- client ids ------------------------------------------------------------------------------
+# Warden's ids are ``wd<6 hex instance><kind letter><decimal n>``. They are packed into the 16
+# bytes of a cloid reversibly, with a 4-byte checksum, so an order read back from the exchange
+# names the Warden id that placed it and a cloid from anywhere else is never mistaken for one:
+#   b"wd" | instance (3 bytes) | letter (1 byte) | n (6 bytes, big endian) | sha256(id)[:4]
+_WARDEN_ID = re.compile(r"^wd([0-9a-f]{6})([a-z])(0|[1-9][0-9]{0,14})$")
+_MAGIC = b"wd"
+_CLOID = re.compile(r"^0x[0-9a-f]{32}$")
+
+
+def _check(client_id: str) -> bytes:
+    return hashlib.sha256(client_id.encode()).digest()[:4]
+
+
+def to_cloid(client_id: str) -> str:
+    """The deterministic cloid (``0x`` + 32 lowercase hex) for a client id."""
+    m = _WARDEN_ID.match(client_id)
+    if m is not None and int(m[3]) < 2**48:
+        raw = (
+            _MAGIC
+            + bytes.fromhex(m[1])
+            + m[2].encode()
+            + int(m[3]).to_bytes(6, "big")
+            + _check(client_id)
+        )
+    else:
+        # not a Warden id: still deterministic, but only the caller can map it back
+        raw = hashlib.sha256(client_id.encode()).digest()[:16]
+    return "0x" + raw.hex()
+
+
+def from_cloid(cloid: object) -> str | None:
+    """The Warden client id packed in ``cloid``, or None when it is not one of Warden's."""
+    if not isinstance(cloid, str) or not _CLOID.match(cloid.lower()):
+        return None
+    raw = bytes.fromhex(cloid[2:])
+    if raw[:2] != _MAGIC or not (0x61 <= raw[5] <= 0x7A):
+        return None
+    client_id = f"wd{raw[2:5].hex()}{chr(raw[5])}{int.from_bytes(raw[6:12], 'big')}"
+    return client_id if raw[12:] == _check(client_id) else None
+
+
+# -- statuses --------------------------------------------------------------------------------
+_LIVE = frozenset({"open", "accepted"})
+_TRIGGERED = frozenset({"triggered", "filled"})
+
+
+def _canceled(status: str) -> bool:
+    # canceled, marginCanceled, reduceOnlyCanceled, siblingFilledCanceled, selfTradeCanceled,
+    # openInterestCapCanceled, vaultWithdrawalCanceled, delistedCanceled, liquidatedCanceled...
+    return status == "canceled" or status.endswith("Canceled") or status == "scheduledCancel"
+
+
+def _rejected(status: str) -> bool:
+    # rejected, tickRejected, perpMarginRejected, reduceOnlyRejected, badTriggerPxRejected...
+    return status == "rejected" or status.endswith("Rejected")
+
+
+def stop_state(status: str) -> tuple[StopState, str | None]:
+    """A trigger order's status as a StopState, with the fail code for a failed one.
+
+    An unknown status is never taken for live: it is FAILED, naming the status."""
+    if status in _LIVE:
+        return StopState.LIVE, None
+    if status in _TRIGGERED:
+        return StopState.TRIGGERED, None
+    if _canceled(status):
+        return StopState.CANCELED, None
+    if _rejected(status):
+        return StopState.FAILED, status
+    return StopState.FAILED, f"unknown status {status}"
+
+
+def order_status(status: str, filled: float) -> OrderStatus:
+    if status == "filled":
+        return OrderStatus.FILLED
+    if filled > 0:
+        return OrderStatus.PARTIALLY_FILLED
+    if _rejected(status):
+        return OrderStatus.REJECTED
+    if _canceled(status):
+        return OrderStatus.CANCELED
+    # open, triggered, or a status this code does not know: not settled
+    return OrderStatus.OPEN
+
+
+# -- field helpers ---------------------------------------------------------------------------
+def _field(raw: Raw, key: str) -> Any:
+    if not isinstance(raw, Mapping) or key not in raw or raw[key] is None:
+        raise Malformed(f"field {key!r} missing in {_short(raw)}")
+    return raw[key]
+
+
+def num(raw: Raw, key: str) -> float:
+    value = _field(raw, key)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise Malformed(f"field {key!r} is not a number: {value!r}") from None
+    if not math.isfinite(x):
+        raise Malformed(f"field {key!r} is not finite: {value!r}")
+    return x
+
+
+def text(raw: Raw, key: str) -> str:
+    value = _field(raw, key)
+    if not isinstance(value, str | int):
+        raise Malformed(f"field {key!r} is not a string: {value!r}")
+    return str(value)
+
+
+def _short(raw: object) -> str:
+    s = repr(raw)
+    return s if len(s) <= 200 else s[:200] + "..."
+
+
+def _side(raw: Raw) -> OrderSide:
+    side = text(raw, "side")
+    if side not in ("A", "B"):
+        raise Malformed(f"unknown side {side!r}")
+    return OrderSide.SELL if side == "A" else OrderSide.BUY
+
+
+def _seconds(ms: object) -> float:
+    """A millisecond timestamp in seconds; 0.0 when the payload has none."""
+    return num({"ms": ms}, "ms") / 1000 if ms is not None else 0.0
+
+
+def as_list(payload: object, what: str) -> list[Any]:
+    if not isinstance(payload, list):
+        raise Malformed(f"{what}: expected a list, got {_short(payload)}")
+    return payload
+
+
+def as_dict(payload: object, what: str) -> Raw:
+    if not isinstance(payload, Mapping):
+        raise Malformed(f"{what}: expected an object, got {_short(payload)}")
+    return payload
+
+
+# -- orders and stops ------------------------------------------------------------------------
+def is_stop(order: Raw) -> bool:
+    """A trigger order that is a stop (``tpsl: 'sl'``), not a take-profit."""
+    if not order.get("isTrigger"):
+        return False
+    kind = str(order.get("orderType") or "").lower()
+    return "take profit" not in kind
+
+
+def parse_stop(order: Raw, status: str, status_ts: object, symbol: str) -> StopOrder:
+    state, fail_code = stop_state(status)
+    size = num(order, "origSz") if order.get("origSz") is not None else num(order, "sz")
+    created = _seconds(order.get("timestamp"))
+    updated = _seconds(status_ts) or created
+    return StopOrder(
+        symbol=symbol,
+        id=text(order, "oid"),
+        client_id=from_cloid(order.get("cloid")),
+        side=_side(order),
+        size=size,
+        trigger_price=num(order, "triggerPx"),
+        state=state,
+        reduce_only=bool(order.get("reduceOnly", False)),
+        fail_code=fail_code,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def fill_summary(fills: Iterable[Raw], oid: str) -> tuple[float, float | None, float]:
+    """(filled size, average price, fees) of the fills of one order id."""
+    size = cost = fee = 0.0
+    for f in fills:
+        if str(f.get("oid")) != oid:
+            continue
+        sz = num(f, "sz")
+        size += sz
+        cost += sz * num(f, "px")
+        fee += _fee(f)
+    return size, (cost / size if size > 0 else None), fee
+
+
+def parse_order(
+    order: Raw, status: str, symbol: str, fills: Iterable[Raw], client_id: str | None
+) -> Order:
+    """An order record (``orderStatus``/``frontendOpenOrders`` shape) with its own fills."""
+    oid = text(order, "oid")
+    size = num(order, "origSz")
+    filled = max(0.0, size - num(order, "sz"))
+    fill_size, average, fee = fill_summary(fills, oid)
+    if status == "filled":
+        filled = size
+    return Order(
+        symbol=symbol,
+        id=oid,
+        client_id=from_cloid(order.get("cloid")) or client_id,
+        side=_side(order),
+        size=size,
+        filled=max(filled, fill_size),
+        average_price=average,
+        status=order_status(status, max(filled, fill_size)),
+        reduce_only=bool(order.get("reduceOnly", False)),
+        fee=fee,
+        ts=_seconds(order.get("timestamp")),
+    )
+
+
+def _fee(fill: Raw) -> float:
+    """The exchange fee plus any builder fee (a fill can carry both)."""
+    return sum(num(fill, k) for k in ("fee", "builderFee") if fill.get(k) is not None)
+
+
+def parse_fill(fill: Raw, symbol: str, orders: Mapping[str, Raw]) -> Fill:
+    """One ``userFills`` entry; ``orders`` (oid -> order record) names the client id and
+    whether the fill came from a trigger order (a stop's fill) when the fill itself does not."""
+    oid = text(fill, "oid")
+    order = orders.get(oid, {})
+    return Fill(
+        symbol=symbol,
+        order_id=oid,
+        side=_side(fill),
+        size=num(fill, "sz"),
+        price=num(fill, "px"),
+        fee=_fee(fill),
+        ts=num(fill, "time") / 1000,
+        reduce_only=str(fill.get("dir") or "").startswith("Close"),
+        client_id=from_cloid(fill.get("cloid") or order.get("cloid")),
+        stop_id=oid if order.get("isTrigger") else None,
+    )
+
+
+def latest_by_oid(entries: Iterable[object]) -> list[Raw]:
+    """historicalOrders lists every status an order went through; keep each order's latest.
+
+    Ties on the timestamp go to the terminal status (an order is never open after it ended)."""
+    best: dict[str, tuple[tuple[float, int], Raw]] = {}
+    for entry in entries:
+        e = as_dict(entry, "historicalOrders entry")
+        oid = text(as_dict(e.get("order"), "historicalOrders order"), "oid")
+        status = text(e, "status")
+        ts = num(e, "statusTimestamp") if e.get("statusTimestamp") is not None else 0.0
+        key = (ts, 0 if status in _LIVE else 1)
+        if oid not in best or key >= best[oid][0]:
+            best[oid] = (key, e)
+    return [e for _, e in best.values()]
+
+
+# -- account ---------------------------------------------------------------------------------
+def parse_positions(state: Raw, symbol_of: SymbolOf) -> list[Position]:
+    out: list[Position] = []
+    for item in as_list(state.get("assetPositions"), "clearinghouseState.assetPositions"):
+        p = as_dict(as_dict(item, "assetPosition").get("position"), "assetPosition.position")
+        symbol = symbol_of(text(p, "coin"))
+        szi = num(p, "szi")
+        if symbol is None or szi == 0:
+            continue
+        leverage = p.get("leverage")
+        lev = num(leverage, "value") if isinstance(leverage, Mapping) else None
+        out.append(
+            Position(
+                symbol=symbol,
+                side=PositionSide.LONG if szi > 0 else PositionSide.SHORT,
+                size=abs(szi),
+                entry_price=num(p, "entryPx"),
+                unrealized_pnl=num(p, "unrealizedPnl") if p.get("unrealizedPnl") else 0.0,
+                leverage=lev,
+            )
+        )
+    return out
+
+
+def mark_prices(meta_and_ctxs: object) -> dict[str, float]:
+    """coin -> mark price from ``metaAndAssetCtxs`` (``[meta, [assetCtx, ...]]``)."""
+    pair = as_list(meta_and_ctxs, "metaAndAssetCtxs")
+    if len(pair) != 2:
+        raise Malformed(f"metaAndAssetCtxs: expected [meta, ctxs], got {_short(pair)}")
+    universe = as_list(as_dict(pair[0], "meta").get("universe"), "meta.universe")
+    ctxs = as_list(pair[1], "assetCtxs")
+    if len(ctxs) != len(universe):
+        raise Malformed("metaAndAssetCtxs: universe and contexts differ in length")
+    return {
+        text(as_dict(u, "universe entry"), "name"): num(as_dict(c, "assetCtx"), "markPx")
+        for u, c in zip(universe, ctxs, strict=True)
+    }
+
+
+def exchange_reason(message: str) -> str:
+    """The exchange's own reason inside a ccxt error text (``hyperliquid {json body}``)."""
+    _, _, body = message.partition(" ")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return message
+    if isinstance(payload, Mapping):
+        if payload.get("status") == "err" and isinstance(payload.get("response"), str):
+            return str(payload["response"])
+        response = payload.get("response")
+        data = response.get("data") if isinstance(response, Mapping) else None
+        statuses = data.get("statuses") if isinstance(data, Mapping) else None
+        for s in statuses if isinstance(statuses, list) else []:
+            if isinstance(s, Mapping) and isinstance(s.get("error"), str):
+                return str(s["error"])
+    return message
+
+
+# -- whole payloads --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Found:
+    """One order's record as ``orderStatus`` answered it."""
+
+    order: Raw
+    status: str
+    status_ts: object
+
+
+def parse_order_status(payload: object) -> Found:
+    """``{"status": "order", "order": {"order": {...}, "status": ..., "statusTimestamp": ...}}``
+    (an unknown id, ``{"status": "unknownOid"}``, is raised by ccxt as OrderNotFound)."""
+    entry = as_dict(as_dict(payload, "orderStatus").get("order"), "orderStatus.order")
+    order = as_dict(entry.get("order"), "orderStatus.order.order")
+    return Found(order, text(entry, "status"), entry.get("statusTimestamp"))
+
+
+def parse_markets(loaded: Mapping[str, Any]) -> dict[str, tuple[str, Market]]:
+    """symbol -> (coin, Market) for the USDC perpetuals in ccxt's loaded markets."""
+    out: dict[str, tuple[str, Market]] = {}
+    for symbol, m in loaded.items():
+        if not (m.get("swap") and m.get("settle") == SETTLE and m.get("active", True)):
+            continue
+        if (m.get("info") or {}).get("hip3"):
+            continue  # builder-deployed perp dexes: other collateral and rules
+        step = float(m["precision"]["amount"])
+        market = Market(
+            symbol=symbol,
+            base=str(m["base"]),
+            quote=str(m["quote"]),
+            contract_size=1.0,
+            min_size=step,  # Hyperliquid's minimum is a value ($10), checked on the order
+            size_step=step,
+            price_step=float(m["precision"]["price"]),
+        )
+        out[symbol] = (str(m["baseName"]), market)
+    return out
+
+
+def open_orders(payload: object) -> list[Raw]:
+    """``frontendOpenOrders``: resting orders and untriggered trigger orders."""
+    return [as_dict(o, "open order") for o in as_list(payload, "frontendOpenOrders")]
+
+
+def ended_stops(payload: object, wanted: SymbolOf) -> list[StopOrder]:
+    """The stops in ``historicalOrders`` that ended (any state but live), oldest first."""
+    ended = [
+        parse_stop(order, status, e.get("statusTimestamp"), sym)
+        for e in latest_by_oid(as_list(payload, "historicalOrders"))
+        if is_stop(order := as_dict(e["order"], "order"))
+        and stop_state(status := text(e, "status"))[0] is not StopState.LIVE
+        and (sym := wanted(order.get("coin")))
+    ]
+    return sorted(ended, key=lambda s: s.updated_at)
+
+
+def parse_fills(fills: object, history: object, wanted: SymbolOf) -> list[Fill]:
+    """``userFills`` entries, oldest first. Their orders, from ``historicalOrders`` (the latest
+    2,000), name the client id and the stop a fill came from."""
+    orders = {
+        text(order, "oid"): order
+        for e in as_list(history, "historicalOrders")
+        if (order := as_dict(as_dict(e, "entry").get("order"), "order"))
+    }
+    found = [
+        parse_fill(f, sym, orders)
+        for f in as_list(fills, "userFills")
+        if (sym := wanted(as_dict(f, "fill").get("coin")))
+    ]
+    return sorted(found, key=lambda f: (f.ts, f.order_id))

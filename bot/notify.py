@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from storage.outbox import Outbox
+
+class Notifier(Protocol):
+    """Delivers due alerts from the outbox, in order, marking each delivered."""
+
+    async def deliver_pending(self, outbox: Outbox) -> int: ...
+
 
 ICON = {"critical": "!!", "warning": "! ", "info": "  "}
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from bot.config import Config, ConfigError, load_config, resolve_config_path
 from bot.config.demo import DEMO
 from bot.config.schema import (
+    AccountingConfig,
     FaultsConfig,
     GuardianConfig,
     HyperliquidExchangeConfig,
@@ -32,6 +33,7 @@ from bot.config.schema import (
     RiskConfig,
     SchedulerConfig,
     StorageConfig,
+    TelegramConfig,
 )
 from bot.config.strategy import StrategyConfig, StrategyRiskConfig
 from tests.conftest import ROOT
@@ -233,6 +235,8 @@ def test_example_lists_every_key() -> None:
         "exchanges.hyperliquid": (data["exchanges"]["hyperliquid"], HyperliquidExchangeConfig),
         "exchanges.paper.replay": (data["exchanges"]["paper"]["replay"], ReplayConfig),
         "scheduler": (data["scheduler"], SchedulerConfig),
+        "telegram": (data["telegram"], TelegramConfig),
+        "accounting": (data["accounting"], AccountingConfig),
         "strategies": (data["strategies"][0], StrategyConfig),
         "strategies.risk": (data["strategies"][0]["risk"], StrategyRiskConfig),
     }

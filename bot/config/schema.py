@@ -153,6 +153,28 @@ class SchedulerConfig(StrictModel):
     misfire_grace_seconds: float = Field(60.0, ge=1, le=3600)
     cycle_delay_seconds: float = Field(3.0, ge=0, le=600)  # after candle close, for the exchange
     outbox_seconds: float = Field(1.0, gt=0, le=60)
+    daily_summary_hour: int | None = Field(20, ge=0, le=23)  # UTC; unset = no daily summary
+    audit_hour: int | None = Field(6, ge=0, le=23)  # UTC; unset = no scheduled audit
+
+
+class TelegramConfig(StrictModel):
+    """Telegram control. The bot token and allowed user ids are secrets (environment / .env)."""
+
+    api_base_url: str = Field("https://api.telegram.org/bot", min_length=1)
+    api_base_file_url: str | None = None
+    confirm_timeout_seconds: float = Field(60.0, ge=5, le=3600)
+    lease_wait_seconds: float = Field(30.0, ge=0, le=600)
+    realert_seconds: float = Field(300.0, ge=30, le=86_400)
+    allowed_chat_ids: list[int] = Field(default_factory=list)
+    poll_timeout: float = Field(10.0, ge=0, le=60)
+    retry_base_seconds: float = Field(1.0, gt=0, le=600)
+    retry_max_seconds: float = Field(60.0, gt=0, le=3600)
+    stale_command_seconds: float = Field(120.0, ge=10, le=86_400)
+    rate_limit: bool = False
+
+
+class AccountingConfig(StrictModel):
+    slippage_bound_bps: float = Field(10.0, ge=0, le=10_000)
 
 
 class Config(StrictModel):
@@ -162,6 +184,8 @@ class Config(StrictModel):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     guardian: GuardianConfig = Field(default_factory=GuardianConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     exchanges: dict[Name, ExchangeConfig] = Field(default_factory=_default_exchanges, min_length=1)
     strategies: list[StrategyConfig] = Field(default_factory=list)
 

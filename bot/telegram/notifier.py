@@ -1,0 +1,195 @@
+"""Alert delivery to Telegram (I6): the outbox, in order, to every recipient, exactly once.
+
+Each pass sends the due alerts oldest first. An alert counts as delivered when every recipient
+has it; each (alert, chat, round) that was sent is recorded at once, so a retry or a restart
+never sends it to that chat again. A failure stops the pass (nothing overtakes a waiting
+alert) and backs off: a 429's ``retry_after`` exactly, otherwise exponentially, capped.
+Critical alerts are loud and carry an "acknowledge" button; unacknowledged ones are sent again
+every ``realert_seconds`` until acknowledged, resolved or raised again. Info alerts are silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.telegram.render import alert_html
+from bot.telegram.settings import TelegramSettings
+from storage.alert_ack_store import AlertAckStore
+from storage.outbox import Outbox, PendingAlert
+from trading.logfmt import event
+
+log = logging.getLogger("warden.telegram.notifier")
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the int form will become a timedelta
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+class _Stop(Exception):
+    """This pass must end here; the alert was marked failed with its retry time."""
+
+
+class TelegramNotifier:
+    def __init__(
+        self,
+        bot: Bot,
+        acks: AlertAckStore,
+        recipients: Sequence[int],
+        settings: TelegramSettings,
+        *,
+        token: str = "",
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.acks = acks
+        self.recipients = list(recipients)
+        self.settings = settings
+        self.token = token
+        self.monotonic = monotonic
+        self.ready = False  # set once the bot is initialized; until then alerts wait
+        self.sent = 0
+        self.failures = 0
+        self._quiet_until = 0.0
+        self._streak = 0  # consecutive failures, for the backoff of repeats
+        self._lock = asyncio.Lock()
+
+    def _clean(self, text: str) -> str:
+        return text.replace(self.token, "***") if self.token else text
+
+    async def deliver_pending(self, outbox: Outbox) -> int:
+        """One delivery pass; returns the number of messages sent."""
+        if not self.ready or self.monotonic() < self._quiet_until:
+            return 0
+        async with self._lock:  # the scheduled job and a final flush never interleave
+            before = self.sent
+            try:
+                for alert in await outbox.due():
+                    await self._deliver(outbox, alert)
+                await self._repeat()
+            except _Stop:
+                pass
+            return self.sent - before
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def _send(self, chat_id: int, html: str, silent: bool, ack_id: int | None) -> Message:
+        markup = (
+            InlineKeyboardMarkup(
+                [[InlineKeyboardButton("✅ Acknowledge", callback_data=f"ack:{ack_id}")]]
+            )
+            if ack_id is not None
+            else None
+        )
+        try:
+            return await self.bot.send_message(
+                chat_id,
+                html,
+                parse_mode=ParseMode.HTML,
+                disable_notification=silent,
+                reply_markup=markup,
+            )
+        except BadRequest as exc:
+            if "parse" not in str(exc).lower():
+                raise
+            # the HTML did not parse (it should always): the text matters more than its looks
+            return await self.bot.send_message(
+                chat_id, html, disable_notification=silent, reply_markup=markup
+            )
+
+    async def _failed(
+        self, outbox: Outbox | None, alert_id: int, attempts: int, exc: BaseException
+    ) -> None:
+        self.failures += 1
+        self._streak += 1
+        if isinstance(exc, RetryAfter):
+            wait = retry_after_seconds(exc)
+        else:
+            wait = min(
+                self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2**attempts
+            )
+        error = self._clean(f"{type(exc).__name__}: {exc}")
+        self._quiet_until = self.monotonic() + wait
+        if outbox is not None:
+            await outbox.failed(alert_id, error, wait)
+        event(
+            log,
+            "alert.send_failed",
+            logging.WARNING,
+            alert_id=alert_id,
+            retry_in=round(wait, 2),
+            error=error,
+        )
+        raise _Stop
+
+    async def _to_chats(
+        self,
+        outbox: Outbox | None,
+        alert_id: int,
+        attempts: int,
+        round_: int,
+        chats: Sequence[int],
+        html: str,
+        severity: str,
+    ) -> tuple[bool, list[int]]:
+        """Send one round to these chats, recording each. Returns whether any chat got it and
+        the chats that refused for good (bot blocked, chat gone), which are logged."""
+        reached = False
+        refused: list[int] = []
+        ack_id = alert_id if severity == "critical" else None
+        for chat in chats:
+            try:
+                msg = await self._send(chat, html, severity == "info", ack_id)
+            except (Forbidden, BadRequest) as exc:
+                refused.append(chat)
+                event(
+                    log,
+                    "alert.chat_refused",
+                    logging.ERROR,
+                    alert_id=alert_id,
+                    chat_id=chat,
+                    error=self._clean(str(exc)),
+                )
+                continue
+            except (TelegramError, OSError) as exc:
+                await self._failed(outbox, alert_id, attempts, exc)
+            await self.acks.record_sent(alert_id, chat, round_, msg.message_id)
+            self.sent += 1
+            self._streak = 0
+            reached = True
+        return reached, refused
+
+    async def _deliver(self, outbox: Outbox, alert: PendingAlert) -> None:
+        done = await self.acks.sent_to(alert.id, 0)
+        todo = [c for c in self.recipients if c not in done]
+        html = alert_html(alert.severity, alert.text, alert.created_at)
+        reached, refused = await self._to_chats(
+            outbox, alert.id, alert.attempts, 0, todo, html, alert.severity
+        )
+        if refused and not reached and not done:
+            # nobody has it: keep it (and everything after it) for when a chat accepts again
+            await self._failed(
+                outbox, alert.id, alert.attempts, RuntimeError("no recipient accepted the alert")
+            )
+        await outbox.delivered(alert.id)
+        event(log, "alert.delivered", logging.DEBUG, alert_id=alert.id, severity=alert.severity)
+
+    async def _repeat(self) -> None:
+        for due in await self.acks.repeats_due(self.settings.realert_seconds, self.recipients):
+            html = alert_html(due.severity, due.text, due.created_at, repeat=due.round)
+            _, refused = await self._to_chats(
+                None, due.alert_id, self._streak, due.round, due.missing, html, due.severity
+            )
+            for chat in refused:  # refused for good: this round is over for that chat
+                await self.acks.record_sent(due.alert_id, chat, due.round, None)

@@ -1,0 +1,74 @@
+"""/pnl [days]: realised P&L from the journal's exits, equity from the exchange's balance."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from bot.telegram.render import b, esc, money, num, utc_day
+from bot.telegram.services import BotServices
+from trading.errors import ExchangeError
+
+DEFAULT_DAYS = 30
+
+
+@dataclass
+class PnlSummary:
+    html: str
+    points: list[tuple[float, float]]  # (time, equity): the curve, realised P&L only
+
+
+def equity_points(
+    exits: list[dict[str, Any]], equity_now: float, since: float, now: float
+) -> list[tuple[float, float]]:
+    """An equity curve from realised P&L, anchored so that it ends at today's equity (the
+    last step, from the last exit to now, is the unrealised P&L and anything else)."""
+    realised = sum(float(e["pnl"]) for e in exits)
+    level = equity_now - realised
+    points = [(since, level)]
+    for e in sorted(exits, key=lambda e: float(e["at"])):
+        level += float(e["pnl"])
+        points.append((float(e["at"]), level))
+    points.append((now, equity_now))
+    return points
+
+
+async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
+    days = days or DEFAULT_DAYS
+    now = time.time()
+    since = now - days * 86400
+    lines = [f"<b>P&amp;L</b> · last {days} day(s), since {esc(utc_day(since))}"]
+    all_exits: list[dict[str, Any]] = []
+    equity_total = 0.0
+    currencies: set[str] = set()
+    for acct in svc.accounts.values():
+        exits = [e for e in await acct.journal.exits(acct.scope) if float(e["at"]) >= since]
+        all_exits += exits
+        realised = sum(float(e["pnl"]) for e in exits)
+        fees = sum(float(e["fee"]) for e in exits)
+        won = sum(1 for e in exits if float(e["pnl"]) > 0)
+        lines += [
+            "",
+            f"{b(acct.name)}: realised {esc(money(realised))} after fees {num(fees)}"
+            f" · {len(exits)} exit(s), {won} won, {len(exits) - won} lost",
+        ]
+        by_symbol: dict[str, list[float]] = defaultdict(list)
+        for e in exits:
+            by_symbol[str(e["symbol"])].append(float(e["pnl"]))
+        for symbol, pnls in sorted(by_symbol.items()):
+            lines.append(f"   {esc(symbol)}: {esc(money(sum(pnls)))} ({len(pnls)})")
+        try:
+            bal = await acct.exchange.balance()
+        except ExchangeError as exc:
+            lines.append(f"   equity: cannot read the exchange ({esc(exc)})")
+            continue
+        equity_total += bal.total
+        currencies.add(bal.currency)
+        free = num(round(bal.free, 2))
+        lines.append(f"   equity {num(round(bal.total, 2))} {esc(bal.currency)} (free {free})")
+    points = equity_points(all_exits, equity_total, since, now) if currencies else []
+    if len(svc.accounts) > 1 and len(currencies) == 1:
+        lines += ["", f"total equity {num(round(equity_total, 2))} {esc(currencies.pop())}"]
+    return PnlSummary("\n".join(lines), points)

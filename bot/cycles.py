@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.config import Config
 from bot.services import Account, risk_limits
 from storage.cycle_store import CycleStore
-from storage.held_lease import LeaseManager
+from storage.held_lease import HeldLease, LeaseManager
 from trading.cycle import CycleReport, StrategyRun, run_cycle
 from trading.errors import ExchangeError
 from trading.journal import Severity
@@ -89,23 +89,28 @@ class CycleRunner:
     async def run(self, trigger: str, wait: float = 0.0) -> CycleOutcome:
         spec, acct = self.run_spec, self.account
         started = time.time()
+        guarded: list[str] = []
         try:
             async with self.leases.hold(acct.scope, f"{trigger} cycle {spec.name}", wait) as lease:
                 paused = await acct.journal.is_paused(acct.scope)
-                report = await asyncio.wait_for(
-                    run_cycle(
-                        lease,
-                        spec,
-                        acct.exchange,
-                        acct.executor,
-                        acct.guardian,
-                        acct.journal,
-                        acct.scope,
-                        now=time.time() if self.live_clock else None,
-                        allow_entries=self.entries_allowed and not paused,
-                    ),
-                    timeout=self.timeout,
-                )
+                try:
+                    report = await asyncio.wait_for(
+                        run_cycle(
+                            lease,
+                            spec,
+                            acct.exchange,
+                            acct.executor,
+                            acct.guardian,
+                            acct.journal,
+                            acct.scope,
+                            now=time.time() if self.live_clock else None,
+                            allow_entries=self.entries_allowed and not paused,
+                        ),
+                        timeout=self.timeout,
+                    )
+                except TimeoutError:
+                    guarded = await self._guard_after_abort(lease)
+                    raise
         except LeaseBusy as exc:
             await self.cycles.record(
                 spec.name, acct.scope, trigger, started, "skipped_busy", error=exc.holder
@@ -114,7 +119,15 @@ class CycleRunner:
             return CycleOutcome("busy", detail=exc.holder)
         except TimeoutError:
             msg = f"cycle exceeded its {self.timeout:g}s timeout and was aborted"
-            await self.cycles.record(spec.name, acct.scope, trigger, started, "timeout", error=msg)
+            await self.cycles.record(
+                spec.name,
+                acct.scope,
+                trigger,
+                started,
+                "timeout",
+                decisions="; ".join(guarded),
+                error=msg,
+            )
             await acct.journal.alert(
                 Severity.CRITICAL,
                 f"{spec.name}: {msg}",
@@ -135,6 +148,17 @@ class CycleRunner:
                 spec.name, acct.scope, trigger, started, "error", error=str(exc)
             )
             return CycleOutcome("error", detail=str(exc))
+        except Exception as exc:
+            # a bug (a strategy, an adapter): the run is still on record, then it goes on up
+            await self.cycles.record(
+                spec.name,
+                acct.scope,
+                trigger,
+                started,
+                "error",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
         await self.cycles.record(
             spec.name, acct.scope, trigger, started, report.outcome, decisions=report.summary()
         )
@@ -147,3 +171,29 @@ class CycleRunner:
             seconds=round(time.time() - started, 3),
         )
         return CycleOutcome("done", report)
+
+    async def _guard_after_abort(self, lease: HeldLease) -> list[str]:
+        """The hard timeout can strike anywhere, e.g. between an entry's fill and its stop:
+        before the lease is let go the guardian runs once (bounded by the same timeout), so an
+        aborted cycle never leaves a position without a live stop until the next watchdog run."""
+        acct = self.account
+        try:
+            report = await asyncio.wait_for(acct.guardian.reconcile(lease), timeout=self.timeout)
+        except (TimeoutError, ExchangeError, LeaseLost) as exc:
+            event(
+                log,
+                "cycle.guard_after_timeout_failed",
+                logging.ERROR,
+                strategy=self.run_spec.name,
+                error=str(exc) or type(exc).__name__,
+            )
+            return [f"guardian after the timeout failed: {str(exc) or type(exc).__name__}"]
+        for action in report.actions:
+            event(
+                log,
+                "cycle.guarded_after_timeout",
+                logging.WARNING,
+                strategy=self.run_spec.name,
+                action=action,
+            )
+        return ["guardian after the timeout: " + a for a in report.actions + report.errors]

@@ -34,7 +34,7 @@ from storage.lease import LeaseStore
 from storage.outbox import Outbox
 from trading.errors import ExchangeError
 from trading.journal import Severity
-from trading.lease import LeaseBusy
+from trading.lease import LeaseBusy, LeaseLost
 from trading.logfmt import event
 from trading.marketdata import timeframe_seconds
 from trading.paper.exchange import PaperExchange
@@ -73,9 +73,11 @@ class Daemon:
             for name, acct in self.accounts.items()
         }
         self.reconciled: set[str] = set()
+        self._reconcile_failures: dict[str, int] = {}
         self.counters: Counter[str] = Counter()
         self.replay_done: set[str] = set()
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self.scheduler: AsyncIOScheduler | None = None
 
     # --- start-up reconciliation ------------------------------------------------------------
@@ -97,35 +99,47 @@ class Daemon:
                         status=res.status,
                     )
                 report = await acct.guardian.reconcile(lease)
-        except (LeaseBusy, ExchangeError) as exc:
+        except (LeaseBusy, LeaseLost, ExchangeError) as exc:
             event(log, "reconcile.failed", logging.ERROR, scope=acct.scope, error=str(exc))
-            await acct.journal.alert(
-                Severity.CRITICAL,
-                f"{acct.scope}: start-up reconciliation failed ({exc}); "
-                "no entries until it succeeds",
-                f"reconcile:{acct.scope}",
-                repeat_after=900,
-            )
+            await self._reconcile_failed(name, str(exc))
             return False
         if report.errors:
-            event(
-                log,
-                "reconcile.incomplete",
-                logging.ERROR,
-                scope=acct.scope,
-                errors="; ".join(report.errors),
-            )
+            errors = "; ".join(report.errors)
+            event(log, "reconcile.incomplete", logging.ERROR, scope=acct.scope, errors=errors)
+            await self._reconcile_failed(name, errors)
             return False
         self.reconciled.add(name)
         for runner in self.runners[name]:
             runner.entries_allowed = True
         event(log, "reconcile.done", scope=acct.scope, actions=len(report.actions))
+        failed = self._reconcile_failures.pop(name, 0)
+        if failed:
+            await acct.journal.alert(
+                Severity.INFO,
+                f"{acct.scope}: reconciled after {failed} failed attempt(s); entries allowed again",
+                f"reconciled:{acct.scope}",
+            )
         return True
+
+    async def _reconcile_failed(self, name: str, why: str) -> None:
+        """No entries until it succeeds; a critical alert (re-raised, not spammed); the
+        watchdog job and every replay tick try again."""
+        acct = self.accounts[name]
+        self._reconcile_failures[name] = self._reconcile_failures.get(name, 0) + 1
+        await acct.journal.alert(
+            Severity.CRITICAL,
+            f"{acct.scope}: start-up reconciliation failed ({why}); no entries until it succeeds",
+            f"reconcile:{acct.scope}",
+            repeat_after=900,
+        )
 
     # --- jobs ---------------------------------------------------------------------------------
 
     def _track(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
+            if self._stopping:
+                # handed over by the scheduler just before stop(): nobody would wait for it
+                return
             task = asyncio.current_task()
             if task is not None:
                 self._inflight.add(task)
@@ -143,6 +157,8 @@ class Daemon:
     async def _cycles_for(self, name: str, trigger: str) -> list[str]:
         outcomes = []
         for runner in self.runners[name]:
+            if self._stopping:
+                break  # stopping: the cycle running finishes, the next one does not start
             outcome = await runner.run(trigger)
             self.counters[f"cycle_{outcome.status}"] += 1
             outcomes.append(outcome.report.outcome if outcome.report else outcome.status)
@@ -267,17 +283,28 @@ class Daemon:
         event(log, "cycle.scheduled", strategy=name, status=outcome.status)
 
     async def stop(self) -> None:
-        """No new work; let a running cycle finish (bounded by its timeout); release leases."""
+        """No new work; let the running jobs finish (bounded by their timeout); release leases.
+
+        APScheduler's asyncio executor CANCELS the jobs still running when it is shut down (a
+        cycle could stop between an entry's fill and its stop), so the scheduler is only paused
+        here, the jobs in flight are waited for, and it is shut down after them.
+        """
+        self._stopping = True  # before any await: a job task starting from now on does nothing
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         pending = [t for t in self._inflight if not t.done()]
         if pending:
             event(log, "daemon.waiting", jobs=len(pending))
+            # a cycle takes at most its timeout plus, when aborted, one guardian run as long
             _done, still = await asyncio.wait(
-                pending, timeout=self.config.scheduler.cycle_timeout_seconds + 5
+                pending, timeout=2 * self.config.scheduler.cycle_timeout_seconds + 5
             )
             for t in still:
                 t.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         await self.notifier.deliver_pending(self.outbox)
         for acct in self.accounts.values():
             await acct.exchange.close()

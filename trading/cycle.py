@@ -93,7 +93,10 @@ async def _fetch(
                 return exc
         return closed_candles(candles, now, run.timeframe) if now is not None else candles
 
-    results = await asyncio.gather(*(one(s) for s in run.symbols))
+    if len(run.symbols) == 1:  # nothing to overlap: no task to schedule
+        results = [await one(run.symbols[0])]
+    else:
+        results = await asyncio.gather(*(one(s) for s in run.symbols))
     return dict(zip(run.symbols, results, strict=True))
 
 

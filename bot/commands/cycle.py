@@ -9,11 +9,12 @@ import time
 from bot import exit_codes
 from bot.commands.render import print_json
 from bot.config.errors import ConfigError
-from bot.config.schema import PaperExchangeConfig
+from bot.config.schema import PaperExchangeConfig, ReplayConfig
 from bot.context import Context, open_db
 from bot.cycles import CycleRunner, build_runs
 from bot.services import build_account
 from storage.cycle_store import CycleStore
+from trading.port import ExchangePort
 
 
 async def run(ctx: Context) -> int:
@@ -46,6 +47,10 @@ async def run(ctx: Context) -> int:
             )
             started = time.time()
             try:
+                if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+                    # a fresh database has no candles yet: load them as `warden run` does (a
+                    # database that already replays them keeps its place)
+                    await _prepare_replay(acct.exchange, ex.replay, sc.symbols, sc.timeframe)
                 outcome = await runner.run("manual")
             finally:
                 await acct.exchange.close()
@@ -73,3 +78,13 @@ async def run(ctx: Context) -> int:
         for r in results:
             print(f"{r['strategy']}: {r['outcome']} ({r['seconds']}s): {r['detail']}")
     return code
+
+
+async def _prepare_replay(
+    exchange: ExchangePort, replay: ReplayConfig, symbols: list[str], timeframe: str
+) -> None:
+    from bot import replay as replay_data
+    from trading.paper.exchange import PaperExchange
+
+    assert isinstance(exchange, PaperExchange)
+    await replay_data.prepare(exchange, replay, {s: timeframe for s in symbols})

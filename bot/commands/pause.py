@@ -29,6 +29,10 @@ async def resume(ctx: Context) -> int:
     async with open_db(ctx) as db:
         journal = JournalStore(db, redact=redactor())
         await journal.set_paused(scope, False, "")
+        if scope == "*":
+            # "all exchanges" means all: an exchange paused on its own is resumed too
+            for name in ctx.config.exchanges:
+                await journal.set_paused(ctx.config.lease_scope(name), False, "")
         still = [s for s in ("*",) if scope != "*" and await journal.is_paused(s)]
     where = "all exchanges" if scope == "*" else scope
     print(

@@ -1,0 +1,426 @@
+"""`warden run`, `warden cycle --once` and `warden pause`/`resume` through the REAL CLI in child
+processes sharing one SQLite file. Children are always killed and reaped in ``finally``.
+
+One test runs the true embedded default (no config file, a candle every 1.5 s); the others use
+a config that replicates it at a faster pace (``fast_demo_config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from bot.config import load_config
+from bot.exchanges import build_paper_exchange
+from storage.cycle_store import CycleStore
+from storage.db import Database
+from storage.journal_store import JournalStore
+from tests.conftest import child_env, warden_cmd
+from trading.journal import IntentKind, IntentStatus
+from trading.models import OrderSide, StopState
+from trading.paper import PaperExchange
+
+BTC = "BTC/USDT:USDT"
+# on the bundled data, with 122 candles closed, the 20-bar breakout goes short BTC
+ENTRY_WARMUP = 122
+
+
+class Proc:
+    """A `warden` child process; stdout and stderr go to files that can be polled."""
+
+    def __init__(self, cwd: Path, name: str, *args: str) -> None:
+        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
+        self._out: IO[bytes] = open(self.out_path, "wb")  # noqa: SIM115 - closed in finish()
+        self._err: IO[bytes] = open(self.err_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            warden_cmd(*args),
+            cwd=cwd,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+        )
+
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def output(self) -> str:
+        return self.stdout() + self.err_path.read_text(errors="replace")
+
+    def wait_for(self, *needles: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.output()
+            if all(n in text for n in needles):
+                return
+            missing = [n for n in needles if n not in text]
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"pid {self.proc.pid} (rc {self.proc.poll()}): never printed {missing}; "
+                    f"output:\n{text[-4000:]}"
+                )
+            time.sleep(0.1)
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def finish(self, timeout: float = 60.0) -> int:
+        """Wait for the exit (killing it past ``timeout``) and close the files."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        finally:
+            self._out.close()
+            self._err.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        self._out.close()
+        self._err.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            p.kill()
+
+
+def warden(cwd: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        warden_cmd(*args),
+        cwd=cwd,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def warden_json(cwd: Path, *args: str) -> Any:
+    res = warden(cwd, *args, "--json")
+    assert res.returncode == 0, (args, res.returncode, res.stdout, res.stderr)
+    return json.loads(res.stdout)
+
+
+def fast_demo_config(root: Path, seconds_per_candle: float = 0.3) -> Path:
+    """The embedded default (bot/config/demo.py), at a faster pace."""
+    path = root / "warden.toml"
+    path.write_text(
+        f'[storage]\npath = "{root / "warden.db"}"\n'
+        "[guardian]\nverify_delay_seconds = 0.1\nwatchdog_seconds = 2.0\n"
+        '[exchanges.paper]\nkind = "paper"\n'
+        "[exchanges.paper.faults]\nseed = 7\nstop_silent_fail = 1\nstop_silent_fail_rate = 0.15\n"
+        "[exchanges.paper.replay]\n"
+        f'data = "bundled"\nseconds_per_candle = {seconds_per_candle}\nwarmup_candles = 120\n'
+        "[[strategies]]\n"
+        'name = "btc_momentum"\nkind = "momentum_breakout"\nexchange = "paper"\n'
+        f'symbols = ["{BTC}"]\ntimeframe = "30m"\n'
+        "[[strategies]]\n"
+        'name = "eth_bollinger"\nkind = "bollinger"\nexchange = "paper"\n'
+        'symbols = ["ETH/USDT:USDT"]\ntimeframe = "30m"\n'
+        '[strategies.params]\nmode = "mean_reversion"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def cycle_config(
+    root: Path, *, exchanges: tuple[str, ...] = ("paper",), strategies: bool = True
+) -> Path:
+    """Paper replay on the bundled data where the first cycle enters, one strategy per
+    exchange (named momo, momo_<exchange> for the others), a short verification delay."""
+    text = f'[storage]\npath = "{root / "warden.db"}"\n[guardian]\nverify_delay_seconds = 0.1\n'
+    for name in exchanges:
+        text += (
+            f'[exchanges.{name}]\nkind = "paper"\n'
+            f"[exchanges.{name}.replay]\n"
+            f'data = "bundled"\nseconds_per_candle = 60.0\nwarmup_candles = {ENTRY_WARMUP}\n'
+        )
+    for name in exchanges if strategies else ():
+        text += (
+            "[[strategies]]\n"
+            f'name = "{"momo" if name == "paper" else "momo_" + name}"\n'
+            f'kind = "momentum_breakout"\nexchange = "{name}"\nsymbols = ["{BTC}"]\n'
+        )
+    path = root / "warden.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def guarded_positions(cwd: Path, *config: str) -> list[dict[str, Any]]:
+    """`warden status --json`: every open position has a live stop of its full size."""
+    status = warden_json(cwd, *config, "status")
+    assert status["errors"] == []
+    for p in status["positions"]:
+        assert p["stop"] is not None, p
+        assert p["stop"]["state"] == "live" and p["stop"]["size"] == p["size"], p
+        assert p["stop"]["verified_at"] is not None, p
+    return list(status["positions"])
+
+
+def no_leases(cwd: Path, *config: str) -> None:
+    assert warden_json(cwd, *config, "lock")["leases"] == []
+
+
+# --- the embedded default, as the README's first command runs it -------------------------------
+
+
+def test_embedded_default_runs_with_no_config_and_stops_cleanly_on_sigint(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    run = Proc(tmp_path, "run", "run")
+    procs.append(run)
+    run.wait_for("<built-in defaults>", "Ctrl-C stops", timeout=30)
+    # an entry whose stop is read back live, the demo's silent stop failure caught and repaired,
+    # and the running equity / P&L
+    run.wait_for(
+        "read back live after 2 attempts",
+        "stop_placement_failed",
+        "failCode 1000",
+        "re-placed and verified live",
+        "equity",
+        "P&L",
+        timeout=45,
+    )
+    time.sleep(1.0)
+    run.signal(signal.SIGINT)
+    assert run.finish() == 0, run.output()[-3000:]
+    out = run.output()
+    assert "warden: stopped;" in run.stdout()
+    assert "[ALERT INFO]" in out and "entered short" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "warden.toml").exists()
+    no_leases(tmp_path)
+    positions = guarded_positions(tmp_path)
+    assert positions, "the demo's BTC short is still open this early"
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path, procs: list[Proc]) -> None:
+    config = fast_demo_config(tmp_path)
+    run = Proc(tmp_path, "run", "--config", str(config), "run")
+    procs.append(run)
+    run.wait_for("Ctrl-C stops", timeout=30)
+    run.wait_for("read back live", "failCode 1000", "P&L", timeout=45)
+    run.signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output()[-3000:]
+    assert "warden: stopped;" in run.stdout()
+    assert "daemon.stopped" in run.output()
+    no_leases(tmp_path, "--config", str(config))
+    assert guarded_positions(tmp_path, "--config", str(config))
+
+
+# --- two daemons on one account ---------------------------------------------------------------
+
+
+def test_two_daemons_on_one_database_never_double_a_position(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    config = fast_demo_config(tmp_path, seconds_per_candle=0.2)
+    first = Proc(tmp_path, "first", "--config", str(config), "run")
+    procs.append(first)
+    first.wait_for("Ctrl-C stops", timeout=30)
+    second = Proc(tmp_path, "second", "--config", str(config), "run")
+    procs.append(second)
+    second.wait_for("Ctrl-C stops", timeout=30)
+    second.wait_for("reconcile.done", timeout=45)
+    # both trade the shared account for a while (each advances the replay: twice the pace);
+    # the alert outbox is shared too, so either of them may print an entry
+    deadline = time.monotonic() + 45
+    while "entered" not in first.output() + second.output():
+        assert time.monotonic() < deadline, first.output()[-2000:] + second.output()[-2000:]
+        assert first.proc.poll() is None and second.proc.poll() is None
+        time.sleep(0.1)
+    time.sleep(6.0)
+    for p in (first, second):
+        p.signal(signal.SIGINT)
+    for p in (first, second):
+        assert p.finish() == 0, p.output()[-3000:]
+    no_leases(tmp_path, "--config", str(config))
+    guarded_positions(tmp_path, "--config", str(config))
+    entries, records = asyncio.run(_check_no_double(config))
+    assert entries >= 2, "the run was too short to say anything"
+    assert {r.scope for r in records} == {"paper:main"}
+    # they did run at the same time on the one account: the lease kept one out, now and then
+    assert any(r.outcome == "skipped_busy" for r in records)
+
+
+async def _check_no_double(config_path: Path) -> tuple[int, list[Any]]:
+    """Replay every fill of the shared account: an entry only ever opens a flat symbol (never
+    adds), and each open position has exactly one live stop of its full size."""
+    config = load_config(config_path)
+    db = await Database.open(config.storage.path)
+    try:
+        ex = build_paper_exchange(config, "paper", db)
+        assert isinstance(ex, PaperExchange)
+        net: dict[str, float] = {}
+        entries = 0
+        for t in await ex.trades():
+            signed = t.size if t.side is OrderSide.BUY else -t.size
+            before = net.get(t.symbol, 0.0)
+            if not t.reduce_only:
+                entries += 1
+                assert abs(before) < 1e-12, f"{t.symbol}: entry {t} added to {before}"
+            net[t.symbol] = before + signed
+        stops = await ex.open_stops()
+        positions = await ex.positions()
+        for p in positions:
+            signed = p.size if p.side.value == "long" else -p.size
+            assert net[p.symbol] == pytest.approx(signed)
+            mine = [s for s in stops if s.symbol == p.symbol]
+            assert len(mine) == 1, (p, mine)
+            assert mine[0].state is StopState.LIVE and mine[0].size == p.size
+        assert {s.symbol for s in stops} <= {p.symbol for p in positions}
+        journal = JournalStore(db)
+        filled = [
+            i
+            for i in await journal.intents(None, 1000)
+            if i.kind is IntentKind.ENTRY and i.status is IntentStatus.FILLED
+        ]
+        assert len(filled) == entries  # every entry on the exchange is one of Warden's intents
+        return entries, await CycleStore(db).recent(None, 1000)
+    finally:
+        await db.close()
+
+
+# --- warden cycle --once ----------------------------------------------------------------------
+
+
+def test_cycle_once_runs_the_strategy_and_prints_its_outcome(tmp_path: Path) -> None:
+    config = cycle_config(tmp_path)
+    res = warden(tmp_path, "--config", str(config), "cycle", "--once", "--json")
+    assert res.returncode == 0, res.stderr
+    (cycle,) = json.loads(res.stdout)["cycles"]
+    assert cycle["strategy"] == "momo" and cycle["status"] == "done"
+    assert cycle["outcome"] == "entered", cycle
+    assert "broke the 20-bar low" in cycle["detail"] and "live" in cycle["detail"]
+    (pos,) = guarded_positions(tmp_path, "--config", str(config))
+    assert pos["symbol"] == BTC and pos["side"] == "short"
+    no_leases(tmp_path, "--config", str(config))
+    # the next manual cycle sees the position and adds nothing
+    (cycle,) = warden_json(tmp_path, "--config", str(config), "cycle", "--once")["cycles"]
+    assert cycle["outcome"] == "hold"
+    assert [p["size"] for p in guarded_positions(tmp_path, "--config", str(config))] == [
+        pos["size"]
+    ]
+
+
+def test_cycle_once_exits_75_naming_the_holder_while_the_lease_is_held(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    config = cycle_config(tmp_path)
+    hold = Proc(
+        tmp_path,
+        "hold",
+        "--config",
+        str(config),
+        "lock",
+        "--hold",
+        "30",
+        "--purpose",
+        "maintenance by hand",
+    )
+    procs.append(hold)
+    hold.wait_for("holding paper:main", timeout=30)
+    res = warden(tmp_path, "--config", str(config), "cycle", "--once", "--json")
+    assert res.returncode == 75, (res.stdout, res.stderr)
+    assert f":{hold.proc.pid}:" in res.stderr and "busy" in res.stderr
+    assert "(maintenance by hand, held" in res.stderr
+    (cycle,) = json.loads(res.stdout)["cycles"]
+    assert cycle["status"] == "busy" and cycle["outcome"] == "busy"
+    hold.signal(signal.SIGINT)
+    assert hold.finish() == 0
+    # nothing was sent while it was busy: no position until a cycle actually runs
+    assert guarded_positions(tmp_path, "--config", str(config)) == []
+    res = warden(tmp_path, "--config", str(config), "cycle", "--once")
+    assert res.returncode == 0 and "momo: entered" in res.stdout, (res.stdout, res.stderr)
+
+
+def test_cycle_once_usage_errors_exit_2(tmp_path: Path) -> None:
+    config = cycle_config(tmp_path)
+    res = warden(tmp_path, "--config", str(config), "cycle", "--once", "--strategy", "nosuch")
+    assert res.returncode == 2
+    assert "--strategy nosuch: not configured (strategies: momo)" in res.stderr
+    bare_dir = tmp_path / "bare"
+    bare_dir.mkdir()
+    bare = cycle_config(bare_dir, strategies=False)
+    res = warden(bare_dir, "--config", str(bare), "cycle", "--once")
+    assert res.returncode == 2
+    assert "no [[strategies]] configured" in res.stderr
+    assert not (tmp_path / "bare" / "warden.db").exists()
+
+
+# --- warden pause / resume --------------------------------------------------------------------
+
+
+def test_pause_holds_entries_back_and_resume_restores_them(tmp_path: Path) -> None:
+    cfg = ("--config", str(cycle_config(tmp_path)))
+    res = warden(tmp_path, *cfg, "pause", "--reason", "news at 14:00")
+    assert res.returncode == 0 and "paused all exchanges" in res.stdout, res.stderr
+    status = warden_json(tmp_path, *cfg, "status")
+    assert status["paused"] is True and status["paused_by_exchange"] == {"paper": True}
+    (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once")["cycles"]
+    assert cycle["outcome"] == "refused"
+    assert "entries held back (paused" in cycle["detail"]
+    assert warden_json(tmp_path, *cfg, "status")["positions"] == []
+
+    res = warden(tmp_path, *cfg, "resume")
+    assert res.returncode == 0 and "resumed all exchanges" in res.stdout
+    assert warden_json(tmp_path, *cfg, "status")["paused"] is False
+    (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once")["cycles"]
+    assert cycle["outcome"] == "entered"
+    assert len(guarded_positions(tmp_path, *cfg)) == 1
+
+
+def test_pause_and_resume_are_scoped_by_exchange(tmp_path: Path) -> None:
+    cfg = ("--config", str(cycle_config(tmp_path, exchanges=("paper", "other"))))
+    res = warden(tmp_path, *cfg, "pause", "--exchange", "other")
+    assert res.returncode == 0 and "paused other:main" in res.stdout, res.stderr
+    status = warden_json(tmp_path, *cfg, "status")
+    assert status["paused"] is True
+    assert status["paused_by_exchange"] == {"paper": False, "other": True}
+    (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once", "--strategy", "momo_other")["cycles"]
+    assert cycle["outcome"] == "refused" and "paused" in cycle["detail"]
+    (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once", "--strategy", "momo")["cycles"]
+    assert cycle["outcome"] == "entered"
+
+    # a global pause outlives one exchange's resume, and says so
+    assert warden(tmp_path, *cfg, "pause").returncode == 0
+    res = warden(tmp_path, *cfg, "resume", "--exchange", "paper")
+    assert res.returncode == 0 and "still paused" in res.stdout
+    status = warden_json(tmp_path, *cfg, "status")
+    assert status["paused_by_exchange"] == {"paper": True, "other": True}
+
+    # `resume` without --exchange resumes every exchange, also `other`, paused on its own
+    res = warden(tmp_path, *cfg, "resume")
+    assert res.returncode == 0 and "resumed all exchanges" in res.stdout
+    status = warden_json(tmp_path, *cfg, "status")
+    assert status["paused"] is False
+    assert status["paused_by_exchange"] == {"paper": False, "other": False}
+    (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once", "--strategy", "momo_other")["cycles"]
+    assert cycle["outcome"] == "entered"
+    positions = guarded_positions(tmp_path, *cfg)
+    assert sorted(p["exchange"] for p in positions) == ["other", "paper"]
+
+    res = warden(tmp_path, *cfg, "pause", "--exchange", "nosuch")
+    assert res.returncode == 2 and "--exchange nosuch: not configured" in res.stderr

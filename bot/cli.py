@@ -16,6 +16,7 @@ from bot.config.errors import ConfigError
 from bot.context import Context, build_context
 from bot.logs import redactor
 from storage.errors import StorageError
+from trading.errors import ExchangeError
 
 Handler = Callable[[Context], Coroutine[Any, Any, int]]
 
@@ -147,11 +148,138 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="how far back stop history and lease refusals are read (default 30)",
     )
-    add("pnl", "realised P&L with loss attribution", _lazy("unavailable"), json_flag=True)
-    add("backtest", "replay candles through a strategy", _lazy("unavailable"))
+    p = add(
+        "pnl",
+        "realised P&L per trade from the exchange's fills, with loss attribution",
+        _lazy("pnl"),
+        json_flag=True,
+        exchange=True,
+    )
+    period = p.add_mutually_exclusive_group()
+    period.add_argument(
+        "--days", type=positive_number, metavar="N", help="trades closed in the last N days"
+    )
+    period.add_argument(
+        "--since", metavar="DATE", help="trades closed since DATE (YYYY-MM-DD or ISO, UTC)"
+    )
+    p.add_argument("--csv", metavar="PATH", help="write the trades as CSV (one row per trade)")
+    p.add_argument("--png", metavar="PATH", help="write the equity curve as a PNG")
+    p.add_argument(
+        "--slippage-bound-bps",
+        type=non_negative_number,
+        default=None,
+        metavar="BPS",
+        help="slippage beyond this from a stop's trigger (or an entry's decision price) is "
+        "execution cost (default: [accounting] slippage_bound_bps, 10)",
+    )
+    p = add(
+        "backtest",
+        "replay history through the live cycle (strategy, executor, verified stops, paper "
+        "exchange), as fast as it goes",
+        _lazy("backtest"),
+        json_flag=True,
+    )
+    p.add_argument(
+        "--strategy",
+        action="append",
+        metavar="NAME",
+        help="a configured [[strategies]] name (repeatable; default: every configured strategy)",
+    )
+    p.add_argument(
+        "--symbol",
+        action="append",
+        metavar="SYMBOL",
+        help="trade this symbol instead of the strategies' own (repeatable)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="bundled|FOLDER|FILE.csv",
+        help="replay candles: the bundled SYNTHETIC set, a folder of SYMBOL_TF.csv files or one "
+        "file (default: the exchange's [replay] data, else bundled)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="DATE",
+        help="trade candles opening at or after this UTC date/time (earlier ones are history)",
+    )
+    p.add_argument(
+        "--to", dest="end", metavar="DATE", help="trade candles opening before this date/time"
+    )
+    p.add_argument(
+        "--balance",
+        type=positive_number,
+        metavar="X",
+        help="starting balance of each simulated account (default: the exchange's)",
+    )
+    p.add_argument(
+        "--faults",
+        action="store_true",
+        help="keep the paper exchange's configured fault injection (latency excepted)",
+    )
+    p.add_argument("--png", metavar="PATH", help="write the equity curve as a PNG image")
+    p = add(
+        "download",
+        "fetch real candle history (public endpoint, no keys) into a replay CSV file",
+        _lazy("download"),
+    )
+    p.add_argument("symbol", metavar="SYMBOL", help="unified swap symbol, e.g. BTC/USDT:USDT")
+    p.add_argument(
+        "--exchange",
+        required=True,
+        metavar="okx|hyperliquid|NAME",
+        help="an exchange kind, or a configured exchange of that kind (its api_url, sandbox)",
+    )
+    p.add_argument("--timeframe", default="30m", help="1m 5m 15m 30m 1h 4h 1d (default 30m)")
+    p.add_argument("--days", type=int, default=30, metavar="N", help="how far back (default 30)")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file or folder to write (default: ./SYMBOL_TF.csv, the replay file name)",
+    )
+    p.add_argument("--api-url", metavar="URL", help="another base URL for the exchange's API")
     p = add("drill", "run a scripted failure drill on a throwaway paper exchange", _lazy("drill"))
     p.add_argument("name", metavar="NAME")
     add("doctor", "check configuration, secrets and database", _lazy("doctor"), json_flag=True)
+    p = add(
+        "health",
+        "exit 0 if a running agent guarded every account recently, else 1 (container "
+        "HEALTHCHECK, systemd, monitoring)",
+        _lazy("health"),
+        json_flag=True,
+    )
+    p.add_argument(
+        "--max-age",
+        type=positive_number,
+        metavar="SECONDS",
+        help="newest activity accepted (default: 3 x guardian.watchdog_seconds, at least 60)",
+    )
+    p = add(
+        "backup",
+        "copy the database to PATH while the agent runs (SQLite online backup)",
+        _lazy("backup", "backup"),
+        json_flag=True,
+    )
+    p.add_argument("path", metavar="PATH", help="file to write, or a folder (warden-<time>.db)")
+    p = add(
+        "restore",
+        "replace the database with a backup (refused while an agent or lease holder uses it)",
+        _lazy("backup", "restore"),
+    )
+    p.add_argument("path", metavar="PATH", help="a file written by warden backup")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = sub.add_parser(
+        "init",
+        help="write a commented warden.toml and a .env (mode 600) from a few questions or flags",
+        description="write a commented warden.toml and a .env (mode 600); asks on a terminal, "
+        "otherwise takes the flags and writes empty placeholders for the secrets",
+    )
+    p.set_defaults(handler=None, standalone=_standalone("init"))
+    p.add_argument("--dir", default=".", metavar="PATH", help="where to write (default: .)")
+    p.add_argument("--exchange", choices=["paper", "okx", "hyperliquid"], help="default: paper")
+    p.add_argument("--telegram", action="store_true", help="set up Telegram control")
+    p.add_argument("--yes", action="store_true", help="ask nothing: flags and defaults")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
 
     p = add(
         "lock",
@@ -197,11 +325,29 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def _standalone(module: str, func: str = "run") -> Callable[[argparse.Namespace], int]:
+    """A command that runs without a Context (`warden init` writes the config it would read)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(f"bot.commands.{module}"), func)(args)
+        return result
+
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config", None) == "":
         parser.error("--config: empty path")
+    standalone = getattr(args, "standalone", None)
+    if standalone is not None:
+        try:
+            return int(standalone(args))
+        except (KeyboardInterrupt, EOFError):
+            return 130
     redact = redactor()
     try:
         ctx = build_context(args)
@@ -211,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.USAGE
     except KeyboardInterrupt:
         return 130
+    except ExchangeError as exc:
+        # an exchange that cannot be read is an expected condition, not a crash: one line
+        print(f"warden: exchange error: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return exit_codes.REFUSED
     except Exception as exc:
         # the traceback goes through the logging redaction filter, never raw to the terminal
         logging.getLogger("warden").critical("internal error", exc_info=True)

@@ -8,6 +8,7 @@ from typing import Protocol, TextIO
 
 from storage.outbox import Outbox
 
+
 class Notifier(Protocol):
     """Delivers due alerts from the outbox, in order, marking each delivered."""
 

@@ -8,6 +8,7 @@ Every repair is an incident with an attribution and a critical alert, then a "re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -26,6 +27,7 @@ from trading.settings import StopPolicy
 from trading.stops import StopKeeper, StopOutcome
 
 log = logging.getLogger("warden.guardian")
+PRICE_CONCURRENCY = 8
 
 
 @dataclass
@@ -73,13 +75,17 @@ class Guardian:
             report.errors.append(f"cannot read the exchange: {exc}")
             return report
         held = {p.symbol for p in positions}
-        for p in positions:
-            if symbols is not None and p.symbol not in symbols:
-                continue
+        targets = [p for p in positions if symbols is None or p.symbol in symbols]
+        prices = await self._last_prices({p.symbol for p in targets})
+        for p in targets:
             report.positions += 1
             live = [s for s in stops if s.symbol == p.symbol]
+            last = prices[p.symbol]
+            if isinstance(last, ExchangeError):
+                report.errors.append(f"{p.symbol}: cannot read the price: {last}")
+                continue
             try:
-                if await self._guard(lease, p, live, markets[p.symbol], report):
+                if await self._guard(lease, p, live, markets[p.symbol], report, last):
                     report.protected += 1
             except ExchangeError as exc:
                 report.errors.append(f"{p.symbol}: {exc}")
@@ -138,7 +144,9 @@ class Guardian:
         fills: list[Fill] = []
         # an adapter without fills: the trigger price stands in for the fill price
         with contextlib.suppress(ExchangeError, NotImplementedError):
-            fills = [f for f in await self.exchange.fills(symbol, None) if f.stop_id == stop.id]
+            # only this stop's life: reading the whole fill history grew with every trade
+            since = stop.created_at - 1 if stop.created_at else None
+            fills = [f for f in await self.exchange.fills(symbol, since) if f.stop_id == stop.id]
         size = sum(f.size for f in fills) or stop.size
         price = sum(f.price * f.size for f in fills) / size if fills else stop.trigger_price
         fee = sum(f.fee for f in fills)
@@ -155,6 +163,21 @@ class Guardian:
         )
         report.actions.append(f"{symbol}: stop {stop.id} fired, exit recorded at {price}")
 
+    async def _last_prices(self, symbols: set[str]) -> dict[str, float | ExchangeError]:
+        """Every position's last price at once: one slow exchange call per position, read one
+        after another, made a 50-position check take 50 round trips."""
+        sem = asyncio.Semaphore(PRICE_CONCURRENCY)
+
+        async def one(symbol: str) -> float | ExchangeError:
+            async with sem:
+                try:
+                    return await self.keeper.last_price(symbol)
+                except ExchangeError as exc:
+                    return exc
+
+        ordered = sorted(symbols)
+        return dict(zip(ordered, await asyncio.gather(*(one(s) for s in ordered)), strict=True))
+
     async def _guard(
         self,
         lease: LeaseGuard,
@@ -162,8 +185,8 @@ class Guardian:
         live: list[StopOrder],
         market: Market,
         report: GuardReport,
+        last: float,
     ) -> bool:
-        last = await self.keeper.last_price(p.symbol)
         desired = await self.journal.desired_stop_price(self.scope, p.symbol)
         if desired is not None and not p.side.stop_is_protective(desired, p.entry_price):
             # a level on the wrong side of this position's entry belongs to another position
@@ -191,7 +214,7 @@ class Guardian:
             for s in live:
                 if s is not keep and await self._cancel(lease, s, report):
                     report.actions.append(f"{p.symbol}: canceled extra stop {s.id}")
-            await self.journal.mark_stop_seen_live(self.scope, p.symbol, keep.id)
+            await self._mark_live(p.symbol, keep)
             await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
             return True
 
@@ -260,6 +283,22 @@ class Guardian:
             await self.journal.resolve_incidents(self.scope, p.symbol, "position closed")
         return False
 
+    async def _mark_live(self, symbol: str, stop: StopOrder) -> None:
+        """Record that this stop was read back live. A placement whose process died after the
+        exchange accepted it and before the journal stored its id is found by its client id and
+        gets the id now; otherwise it would never count as verified, nor its firing be settled."""
+        for rec in await self.journal.stops_for(self.scope, symbol, limit=5):
+            if rec.exchange_id is None and stop.client_id and rec.client_id == stop.client_id:
+                await self.journal.update_stop(
+                    rec.id,
+                    StopStatus.VERIFIED,
+                    exchange_id=stop.id,
+                    exchange_state=StopState.LIVE,
+                    verified=True,
+                )
+                return
+        await self.journal.mark_stop_seen_live(self.scope, symbol, stop.id)
+
     async def _why_unprotected(
         self, p: Position, live: list[StopOrder], market: Market
     ) -> tuple[str, Attribution]:
@@ -272,6 +311,17 @@ class Guardian:
         if live:
             return "stop on the wrong side or not reduce-only", Attribution.EXECUTION
         records = await self.journal.stops_for(self.scope, p.symbol, limit=1)
+        entry = await self.journal.last_entry(self.scope, p.symbol)
+        if (
+            entry is not None
+            and await self.journal.position_owner(self.scope, p.symbol) is not None
+            and (not records or records[0].placed_at < entry.updated_at)
+        ):
+            # Warden's own entry, interrupted between its fill and its stop (a crash)
+            return (
+                f"entry {entry.client_id} filled but no stop was placed for it",
+                Attribution.EXECUTION,
+            )
         if not records:
             return "no stop at all for a position Warden did not open", Attribution.EXTERNAL
         rec = records[0]

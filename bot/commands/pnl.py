@@ -1,0 +1,141 @@
+"""`warden pnl`: realised P&L per trade from the exchange's fills, every loss attributed.
+
+Read-only: it never takes or waits for the execution lease. Exit 0, or 1 when an exchange
+could not be read (the others are still reported), 2 for a bad ``--since``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot import exit_codes
+from bot.charts import equity_png
+from bot.commands.render import iso, print_json
+from bot.context import Context, open_db
+from bot.services import build_account
+from bot.summary import load_trades
+from trading.accounting import (
+    CSV_FIELDS,
+    SummaryRow,
+    Trade,
+    equity_curve,
+    in_period,
+    summarize,
+    totals,
+)
+
+
+def parse_since(text: str) -> float:
+    """A date or date-time (ISO 8601); without a zone it is UTC. ValueError when unreadable."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def write_csv(path: Path, trades: list[Trade]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(CSV_FIELDS)
+        out.writerows(t.csv_row() for t in trades)
+
+
+def write_png(path: Path, trades: list[Trade], start: float) -> None:
+    """The equity curve: cumulative net P&L after each trade, from 0 at ``start``."""
+    equity_png(path, [(start, 0.0), *equity_curve(trades)])
+
+
+def held(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _row_line(r: SummaryRow) -> str:
+    return (
+        f"{r.exchange:<10} {r.strategy:<18} {r.trades:>6} {r.win_rate:>6.0%} "
+        f"{r.net_pnl:>+11.2f} {r.fees:>8.2f} {r.execution_cost:>10.2f}"
+    )
+
+
+def print_text(trades: list[Trade], rows: list[SummaryRow], total: SummaryRow) -> None:
+    if not trades:
+        print("no closed trades in the period")
+    for t in trades:
+        print(
+            f"{iso(t.closed_at)} {t.exchange} {t.symbol} {t.strategy}: {t.side.value} {t.size:g} "
+            f"{t.entry_price:g} -> {t.exit_price:g} ({t.exit_reason}), net {t.net_pnl:+.2f}, "
+            f"held {held(t.holding_seconds)}, {t.attribution.value}"
+            + (f", execution cost {t.execution_cost:.2f}" if t.execution_cost else "")
+        )
+        for f in t.faults:
+            print(f"    {f.kind.value} {f.cost:.2f}: {f.detail}")
+    print(
+        f"\n{'exchange':<10} {'strategy':<18} {'trades':>6} {'win%':>6} {'net P&L':>11} "
+        f"{'fees':>8} {'exec.cost':>10}"
+    )
+    for r in [*rows, total]:
+        print(_row_line(r))
+
+
+async def run(ctx: Context) -> int:
+    args = ctx.args
+    bound = (
+        args.slippage_bound_bps
+        if args.slippage_bound_bps is not None
+        else ctx.config.accounting.slippage_bound_bps
+    )
+    since: float | None = None
+    try:
+        if args.since is not None:
+            since = parse_since(args.since)
+    except ValueError:
+        print(
+            f"warden pnl: --since {args.since!r} is not a date (YYYY-MM-DD or ISO date-time)",
+            file=sys.stderr,
+        )
+        return exit_codes.USAGE
+    now = time.time()
+    if args.days is not None:
+        since = now - args.days * 86_400
+    names = [ctx.exchange_name(args.exchange)] if args.exchange else list(ctx.config.exchanges)
+    async with open_db(ctx) as db:
+        accounts = [build_account(ctx.config, name, db) for name in names]
+        try:
+            every, errors = await load_trades(accounts, bound)
+        finally:
+            for acct in accounts:
+                await acct.exchange.close()
+    trades = in_period(every, since)
+    rows, total = summarize(trades), totals(trades)
+    start = since if since is not None else min((t.opened_at for t in trades), default=now)
+    try:
+        if args.csv:
+            write_csv(Path(args.csv), trades)
+        if args.png:
+            write_png(Path(args.png), trades, start)
+    except OSError as exc:
+        print(f"warden pnl: cannot write the file: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    if args.json:
+        print_json(
+            {
+                "trades": [t.as_json() for t in trades],
+                "summary": [r.as_json() for r in rows],
+                "totals": total.as_json(),
+                "since": iso(since),
+                "slippage_bound_bps": bound,
+                "errors": errors,
+            }
+        )
+    else:
+        print_text(trades, rows, total)
+        for e in errors:
+            print(f"error: {e}", file=sys.stderr)
+    return exit_codes.OK if not errors else exit_codes.REFUSED

@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --hold: wait this long for the lease before giving up",
     )
-    p = add("paper", "paper exchange controls (drills and tests)", _lazy("unavailable"))
+    # the group itself never runs: argparse requires one of its subcommands
+    p = add("paper", "paper exchange controls (drills and tests)", _lazy("paper", "price"))
     paper_sub = p.add_subparsers(dest="paper_command", metavar="SUBCOMMAND", required=True)
     pp = paper_sub.add_parser(
         "price",

@@ -227,9 +227,6 @@ EXAMPLES = [
     ("doctor",),
     ("lock",),
 ]
-# the README promises that commands whose bodies are not built yet say so and touch nothing;
-# which ones those are changes as they get built, so the list is read from the parser
-NOT_BUILT = [argv for argv in EXAMPLES if _handler_target(argv)[0] == "unavailable"]
 
 
 def test_examples_cover_the_contract() -> None:
@@ -241,22 +238,3 @@ def test_every_command_has_a_body(argv: tuple[str, ...]) -> None:
     # a command routed to a module or function that does not exist would crash with a traceback
     module, func = _handler_target(argv)
     assert callable(getattr(importlib.import_module(f"bot.commands.{module}"), func))
-
-
-@pytest.mark.parametrize("argv", NOT_BUILT, ids=lambda argv: argv[0])
-def test_commands_not_built_yet_say_so(tmp_path: Path, argv: tuple[str, ...]) -> None:
-    out = warden(tmp_path, *argv)
-    assert out.returncode == 2, out.stderr
-    assert f"warden {argv[0]}: not available in this version" in out.stderr
-    assert "nothing was started or sent" in out.stderr
-    assert out.stdout == ""
-    assert db_files(tmp_path) == []
-
-
-@pytest.mark.skipif(not NOT_BUILT, reason="every command is built")
-def test_commands_not_built_yet_still_validate_the_config(tmp_path: Path) -> None:
-    (tmp_path / "warden.toml").write_text("[risk]\nmax_leverage = -1\n")
-    out = warden(tmp_path, *NOT_BUILT[0])
-    assert out.returncode == 2
-    assert "risk.max_leverage" in out.stderr
-    assert "not available" not in out.stderr

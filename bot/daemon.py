@@ -24,7 +24,7 @@ from bot import replay
 from bot.config import Config
 from bot.config.schema import PaperExchangeConfig
 from bot.cycles import CycleRunner, build_runs
-from bot.notify import TerminalNotifier
+from bot.notify import Notifier, TerminalNotifier
 from bot.services import Account, build_account
 from bot.watchdog import Watchdog
 from storage.cycle_store import CycleStore
@@ -43,10 +43,10 @@ log = logging.getLogger("warden.daemon")
 
 
 class Daemon:
-    def __init__(self, config: Config, db: Database, notifier: TerminalNotifier | None = None):
+    def __init__(self, config: Config, db: Database, notifier: Notifier | None = None):
         self.config = config
         self.db = db
-        self.notifier = notifier or TerminalNotifier()
+        self.notifier: Notifier = notifier or TerminalNotifier()
         self.leases = LeaseManager(
             LeaseStore(db), ttl=config.lease.ttl_seconds, heartbeat=config.lease.heartbeat_seconds
         )
@@ -90,7 +90,8 @@ class Daemon:
                 acct.scope, "start-up reconciliation", self.config.lease.wait_seconds
             ) as lease:
                 for intent in await acct.journal.unresolved_intents(acct.scope):
-                    res = await acct.executor.sender.resolve(intent)
+                    # whoever sent it is done with it: the lease is ours now
+                    res = await acct.executor.sender.resolve(intent, sender_gone=True)
                     event(
                         log,
                         "reconcile.intent",
@@ -315,10 +316,3 @@ def _next_boundary(now: datetime, period: int) -> datetime:
     ts = now.timestamp()
     return datetime.fromtimestamp((int(ts) // period + 1) * period, UTC)
 
-
-async def run_until(daemon: Daemon, stop: asyncio.Event) -> None:
-    await daemon.start()
-    try:
-        await stop.wait()
-    finally:
-        await daemon.stop()

@@ -200,7 +200,7 @@ async def test_wired_into_a_running_daemon(tmp_path: Path) -> None:
     try:
         daemon = Daemon(config(tmp_path / "warden.db"), db)
         handle = await start_telegram(daemon, secrets(), settings(fake))
-        daemon.notifier = handle.notifier  # type: ignore[assignment]
+        daemon.notifier = handle.notifier
         await daemon.start()
         try:
             await daemon.accounts["paper"].journal.alert(Severity.WARNING, "via the job", "job")

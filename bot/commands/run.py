@@ -7,8 +7,9 @@ import asyncio
 import signal
 
 from bot import exit_codes
+from bot.beacon import DaemonBeacon
 from bot.context import Context, open_db
-from bot.daemon import Daemon, run_until
+from bot.daemon import Daemon
 
 
 async def run(ctx: Context) -> int:
@@ -30,9 +31,40 @@ async def run(ctx: Context) -> int:
             f"{ctx.config.guardian.watchdog_seconds:g}s; alerts below. Ctrl-C stops.",
             flush=True,
         )
-        await run_until(daemon, stop)
+        # the heartbeat row `warden health` and `warden restore` read (bot/beacon.py)
+        watchdogs = {ctx.config.lease_scope(n): w for n, w in daemon.watchdogs.items()}
+        beacon = DaemonBeacon(db, watchdogs, ctx.config.lease.heartbeat_seconds)
+        async with beacon.running():
+            await _serve(ctx, daemon, stop)
         print(
             "warden: stopped; " + ", ".join(f"{k}={v}" for k, v in sorted(daemon.counters.items())),
             flush=True,
         )
     return exit_codes.OK
+
+
+async def _serve(ctx: Context, daemon: Daemon, stop: asyncio.Event) -> None:
+    """The daemon, with Telegram in front of it when a bot token is configured.
+
+    Stop order matters: Telegram stops taking commands first (running ones finish), then the
+    daemon stops (its last outbox pass still goes to Telegram), then Telegram shuts down.
+    """
+    handle = None
+    if ctx.secrets.get("TELEGRAM_BOT_TOKEN"):
+        from bot.telegram import start_telegram
+        from bot.telegram.settings import settings_from_config
+
+        handle = await start_telegram(
+            daemon, ctx.secrets, settings_from_config(ctx.config.telegram)
+        )
+        daemon.notifier = handle.notifier
+        print("warden: Telegram control on; alerts go to the allowed users", flush=True)
+    await daemon.start()
+    try:
+        await stop.wait()
+    finally:
+        if handle is not None:
+            await handle.stop_commands()
+        await daemon.stop()
+        if handle is not None:
+            await handle.stop()

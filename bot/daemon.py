@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,14 +20,17 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import replay
+from bot.audit_run import run_audit
 from bot.config import Config
 from bot.config.schema import PaperExchangeConfig
 from bot.cycles import CycleRunner, build_runs
 from bot.notify import Notifier, TerminalNotifier
 from bot.services import Account, build_account
+from bot.summary import audit_alerts, collect_daily_summary
 from bot.watchdog import Watchdog
 from storage.cycle_store import CycleStore
 from storage.db import Database
@@ -99,6 +104,8 @@ class Daemon:
                         client_id=intent.client_id,
                         status=res.status,
                     )
+                # a close whose process died before recording its exit (and its incident)
+                await acct.guardian.settle_interrupted_closes()
                 report = await acct.guardian.reconcile(lease)
         except (LeaseBusy, LeaseLost, ExchangeError) as exc:
             event(log, "reconcile.failed", logging.ERROR, scope=acct.scope, error=str(exc))
@@ -146,6 +153,18 @@ class Daemon:
                 self._inflight.add(task)
             try:
                 await fn()
+            except sqlite3.Error as exc:
+                # the database is busy beyond busy_timeout, full or broken: the job did what it
+                # could without it (an order is never sent before its intent is stored) and the
+                # next run tries again; said in one line, a traceback would add nothing
+                self.counters["job_storage_errors"] += 1
+                event(
+                    log,
+                    "job.storage_failed",
+                    logging.ERROR,
+                    job=_job_name(fn),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             except Exception:
                 self.counters["job_errors"] += 1
                 log.exception("job.failed")
@@ -213,6 +232,24 @@ class Daemon:
     async def _deliver(self) -> None:
         await self.notifier.deliver_pending(self.outbox)
 
+    async def _daily_summary(self) -> None:
+        text = await collect_daily_summary(
+            list(self.accounts.values()),
+            time.time(),
+            self.config.accounting.slippage_bound_bps,
+        )
+        journal = next(iter(self.accounts.values())).journal
+        await journal.alert(Severity.INFO, text, "daily-summary")
+
+    async def _scheduled_audit(self) -> None:
+        """The daily audit: each failing finding becomes an alert (re-raised while it lasts)."""
+        findings, errors = await run_audit(self.config, self.db, list(self.accounts), 1.0)
+        journal = next(iter(self.accounts.values())).journal
+        for severity, text, key in audit_alerts(findings):
+            await journal.alert(severity, text, key, repeat_after=20 * 3600)
+        for e in errors:
+            await journal.alert(Severity.WARNING, f"audit: {e}", "audit-error", 3600)
+
     def _on_missed(self, ev: JobEvent) -> None:
         kind = "missed" if ev.code == EVENT_JOB_MISSED else "skipped_running"
         self.counters[f"job_{kind}"] += 1
@@ -270,6 +307,21 @@ class Daemon:
             next_run_time=now,
             **common,
         )
+        sc = self.config.scheduler
+        if sc.daily_summary_hour is not None:
+            sched.add_job(
+                self._track(self._daily_summary),
+                CronTrigger(hour=sc.daily_summary_hour, minute=0, timezone=UTC),
+                id="daily-summary",
+                **common,
+            )
+        if sc.audit_hour is not None:
+            sched.add_job(
+                self._track(self._scheduled_audit),
+                CronTrigger(hour=sc.audit_hour, minute=5, timezone=UTC),
+                id="audit",
+                **common,
+            )
         sched.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         sched.start()
         self.scheduler = sched
@@ -312,7 +364,13 @@ class Daemon:
         event(log, "daemon.stopped", **{k: v for k, v in self.counters.items()})
 
 
+def _job_name(fn: Callable[[], Awaitable[None]]) -> str:
+    """``replay_tick:paper`` for ``partial(self._replay_tick, "paper")``, for the log."""
+    func = getattr(fn, "func", fn)
+    args = [a if isinstance(a, str) else type(a).__name__ for a in getattr(fn, "args", ())]
+    return ":".join([getattr(func, "__name__", "job").lstrip("_"), *args])
+
+
 def _next_boundary(now: datetime, period: int) -> datetime:
     ts = now.timestamp()
     return datetime.fromtimestamp((int(ts) // period + 1) * period, UTC)
-

@@ -59,7 +59,10 @@ def build_context(args: argparse.Namespace) -> Context:
         raise ConfigError(Redactor(secrets.secret_strings())(str(exc))) from None
     level = getattr(args, "log_level", None) or config.logging.level
     fmt = "json" if getattr(args, "log_json", False) else config.logging.format
-    setup_logging(level, fmt, secrets.secret_strings())
+    log_cfg = config.logging
+    setup_logging(
+        level, fmt, secrets.secret_strings(), log_cfg.file, log_cfg.max_bytes, log_cfg.backups
+    )
     set_process_secrets(secrets)
     return Context(config, str(path) if path else "<built-in defaults>", secrets, args)
 

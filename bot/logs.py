@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from bot.config.errors import ConfigError
 from trading.logfmt import event
 
 __all__ = ["Redactor", "event", "redactor", "setup_logging"]
@@ -103,16 +105,38 @@ def redactor() -> Redactor:
     return _redactor
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
+def _rotating_file(path: str, max_bytes: int, backups: int) -> logging.Handler:
+    """``[logging] file``: the same lines as stderr, rotated by size (FILE.1 is the newest)."""
+    try:
+        return logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"logging.file {path}: cannot be opened ({exc.strerror})") from None
+
+
+def setup_logging(
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: Iterable[str] = (),
+    file: str | None = None,
+    max_bytes: int = 10_000_000,
+    backups: int = 5,
+) -> None:
     _redactor.add(secrets)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter(_redactor) if fmt == "json" else KeyValueFormatter(_redactor)
-    )
+    # one formatter for every handler: a rotated file is redacted exactly like stderr
+    formatter = JsonFormatter(_redactor) if fmt == "json" else KeyValueFormatter(_redactor)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file is not None:
+        handlers.append(_rotating_file(file, max_bytes, backups))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(handler)
+        if isinstance(h, logging.FileHandler):
+            h.close()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
     root.setLevel(level)
     # these libraries log request URLs at DEBUG/INFO, and Telegram's URL carries the bot token
     for noisy in ("httpx", "httpcore", "telegram.ext", "apscheduler", "aiosqlite"):

@@ -38,14 +38,36 @@ class _StrictModel(BaseModel):
 
 
 class StrategyRiskConfig(_StrictModel):
-    """Per-strategy overrides of the global [risk]; ``None`` means "use the global value"."""
+    """Per-strategy overrides of the global [risk]; an unset key uses the global value."""
 
-    sizing: Literal["fixed", "risk"] | None = None
-    size: float | None = Field(None, gt=0)  # base units, with sizing = "fixed"
-    risk_per_trade: float | None = Field(None, gt=0, le=1)
-    max_leverage: float | None = Field(None, gt=0, le=125)
-    max_notional: float | None = Field(None, gt=0)
-    max_open_positions: int | None = Field(None, ge=1, le=1000)
+    sizing: Literal["fixed", "risk"] | None = Field(
+        None,
+        description='risk: size from risk_per_trade and the stop distance; fixed: always "size"; '
+        "unset: risk",
+        examples=["risk"],
+    )
+    size: float | None = Field(
+        None,
+        gt=0,
+        description='with sizing = "fixed": the order size in base units',
+        examples=[0.001],
+    )
+    risk_per_trade: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description='with sizing = "risk": fraction of equity lost at the stop; unset: [risk]',
+        examples=[0.01],
+    )
+    max_leverage: float | None = Field(
+        None, gt=0, le=125, description="unset: the global [risk] value", examples=[5.0]
+    )
+    max_notional: float | None = Field(
+        None, gt=0, description="unset: the global [risk] value", examples=[5000.0]
+    )
+    max_open_positions: int | None = Field(
+        None, ge=1, le=1000, description="unset: the global [risk] value", examples=[2]
+    )
 
     @model_validator(mode="after")
     def _size_goes_with_fixed(self) -> StrategyRiskConfig:
@@ -59,13 +81,19 @@ class StrategyRiskConfig(_StrictModel):
 
 
 class StrategyConfig(_StrictModel):
-    name: Name
-    kind: StrategyKindName
-    exchange: Name
-    symbols: list[Symbol] = Field(min_length=1)
-    timeframe: Timeframe = "30m"
-    params: dict[str, ParamValue] = Field(default_factory=dict)
-    risk: StrategyRiskConfig = Field(default_factory=StrategyRiskConfig)
+    """One strategy: trades its symbols on one exchange, a cycle after each candle closes."""
+
+    name: Name = Field(description="unique name: cycle records, alerts and --strategy use it")
+    kind: StrategyKindName = Field(description="the strategy (its parameters: [strategies.params])")
+    exchange: Name = Field(description="a key of [exchanges]")
+    symbols: list[Symbol] = Field(min_length=1, description="unified swap symbols it trades")
+    timeframe: Timeframe = Field("30m", description="candle size; a cycle runs after each close")
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="parameters of the kind; unset ones take their default"
+    )
+    risk: StrategyRiskConfig = Field(
+        default_factory=StrategyRiskConfig, description="per-strategy risk overrides"
+    )
 
     @field_validator("symbols")
     @classmethod

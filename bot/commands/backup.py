@@ -1,0 +1,83 @@
+"""`warden backup PATH` and `warden restore PATH [--yes]` (the work is in ``storage/backup.py``).
+
+backup: safe while the agent runs (SQLite's online backup, one consistent snapshot); exit 0, or
+2 when there is no database or the destination folder is missing.
+restore: exit 0 restored; 2 the source is not a usable Warden database (nothing changed) or no
+confirmation; 1 declined at the prompt; 75 an agent, a lease holder or another process is using
+the database (nothing changed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bot import exit_codes
+from bot.commands.render import print_json
+from bot.context import Context
+from storage import backup as store
+from storage.errors import StorageError
+from storage.migrations import LATEST
+
+
+def _db_path(ctx: Context) -> Path:
+    path = ctx.config.storage.path
+    if path == ":memory:":
+        raise StorageError("[storage] path is :memory:: there is no database file")
+    return Path(path)
+
+
+async def backup(ctx: Context) -> int:
+    result = store.backup(_db_path(ctx), Path(ctx.args.path))
+    if ctx.args.json:
+        print_json(
+            {
+                "path": str(result.path),
+                "schema_version": result.schema_version,
+                "bytes": result.bytes,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    else:
+        print(
+            f"backup written: {result.path} ({result.bytes:,} bytes, schema "
+            f"{result.schema_version}, {result.seconds:.2f}s)"
+        )
+    return exit_codes.OK
+
+
+def _confirmed(question: str) -> bool | None:
+    """True/False from the terminal; None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+async def restore(ctx: Context) -> int:
+    db_path = _db_path(ctx)
+    source = Path(ctx.args.path)
+    info = store.inspect(source)  # refuse a bad source before asking anything
+    if not ctx.args.yes:
+        answer = _confirmed(
+            f"replace {db_path} with {source} (schema {info.schema_version})? The current "
+            "database is kept beside it"
+        )
+        if answer is None:
+            print("warden: refusing without --yes: no terminal to confirm on", file=sys.stderr)
+            return exit_codes.USAGE
+        if not answer:
+            print("warden: not restored", file=sys.stderr)
+            return exit_codes.REFUSED
+    try:
+        result = store.restore(source, db_path)
+    except store.DatabaseInUse as exc:
+        print(f"warden: busy: {exc}", file=sys.stderr)
+        return exit_codes.BUSY
+    kept = f"; the previous database is kept as {result.kept}" if result.kept else ""
+    upgrade = (
+        f"; Warden migrates it from schema {result.schema_version} to {LATEST} when it opens it"
+        if result.schema_version < LATEST
+        else ""
+    )
+    print(f"restored {result.database} from {result.source}{kept}{upgrade}")
+    return exit_codes.OK

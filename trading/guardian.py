@@ -17,14 +17,32 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from trading import retry
+from trading.attribution import EMERGENCY_PREFIX
 from trading.errors import ExchangeError
-from trading.journal import Attribution, Journal, Severity, StopRecord, StopStatus
+from trading.journal import (
+    Attribution,
+    Intent,
+    IntentKind,
+    IntentStatus,
+    Journal,
+    Severity,
+    StopRecord,
+    StopStatus,
+)
 from trading.lease import LeaseGuard
 from trading.logfmt import event
-from trading.models import Fill, Market, Position, PositionSide, StopOrder, StopState
+from trading.models import (
+    Fill,
+    Market,
+    OrderSide,
+    Position,
+    PositionSide,
+    StopOrder,
+    StopState,
+)
 from trading.port import ExchangePort
 from trading.settings import StopPolicy
-from trading.stops import StopKeeper, StopOutcome
+from trading.stops import StopKeeper, StopOutcome, emergency_cost
 
 log = logging.getLogger("warden.guardian")
 PRICE_CONCURRENCY = 8
@@ -162,6 +180,79 @@ class Guardian:
             f"stop-loss:{stop.id}",
         )
         report.actions.append(f"{symbol}: stop {stop.id} fired, exit recorded at {price}")
+
+    async def settle_interrupted_closes(self) -> list[str]:
+        """Start-up: a close (or emergency close) that filled, but whose process died before it
+        recorded the exit. Its symbol's newest filled intent is that close, no position is left,
+        yet the journal still sees the entry as open. The exit is recorded now with the
+        exchange's own order (fill, fee); an emergency close gets its incident, cost and
+        critical alert, which would otherwise never reach anybody."""
+        done: list[str] = []
+        held = {p.symbol for p in await retry.read(self.exchange.positions)}
+        newest: dict[str, Intent] = {}
+        for intent in await self.journal.intents(self.scope, limit=500):  # newest first
+            if intent.status is IntentStatus.FILLED:
+                newest.setdefault(intent.symbol, intent)
+        for symbol, close in sorted(newest.items()):
+            if close.kind is IntentKind.ENTRY or symbol in held:
+                continue
+            if await self.journal.position_owner(self.scope, symbol) is None:
+                continue  # its exit is on record
+            entry = await self.journal.last_entry(self.scope, symbol)
+            if entry is None or entry.updated_at > close.updated_at:
+                # the entry was settled after this close (resolved late): whether the close's
+                # exit is on record cannot be told, and a second exit row must never be written
+                continue
+            order = await retry.read(
+                partial(self.exchange.get_order, symbol, client_id=close.client_id)
+            )
+            price = order.average_price if order is not None else close.price
+            size = order.filled if order is not None else close.filled
+            if not price or not size:
+                continue
+            fee = order.fee if order is not None else 0.0
+            side = PositionSide.LONG if close.side is OrderSide.SELL else PositionSide.SHORT
+            entry_price = entry.price or price
+            if close.kind is IntentKind.EMERGENCY_CLOSE:
+                why = close.purpose.removeprefix(EMERGENCY_PREFIX)
+                reason = f"emergency({why})"
+            else:
+                reason = "signal" if close.purpose.startswith("cycle ") else "manual"
+            await self.journal.record_exit(
+                self.scope, symbol, side, size, entry_price, price, reason, fee
+            )
+            if close.kind is IntentKind.EMERGENCY_CLOSE:
+                level = entry.stop_price
+                cost = emergency_cost(side, level, price, size) if level else 0.0
+                await self.journal.open_incident(
+                    self.scope,
+                    symbol,
+                    "emergency_close",
+                    Attribution.EXECUTION,
+                    f"{side.value} {size} closed at {price} (stop level {level}): {why}; "
+                    f"recorded at start-up: its process stopped before recording it",
+                    cost=cost,
+                    resolved=True,
+                )
+            else:
+                pnl = side.loss_at(entry_price, price, size) - fee
+                await self.journal.alert(
+                    Severity.INFO,
+                    f"closed {side.value} {size} {symbol} at {price} ({reason}, recorded at "
+                    f"start-up); P&L {pnl:+.2f} after fees",
+                    f"exit:{symbol}",
+                )
+            done.append(f"{symbol}: {close.kind.value} {close.client_id} exit recorded at {price}")
+            event(
+                log,
+                "guardian.exit_recorded_late",
+                logging.WARNING,
+                symbol=symbol,
+                client_id=close.client_id,
+                kind=close.kind,
+                price=price,
+            )
+        return done
 
     async def _last_prices(self, symbols: set[str]) -> dict[str, float | ExchangeError]:
         """Every position's last price at once: one slow exchange call per position, read one

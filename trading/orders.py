@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from trading import retry
+from trading.crashpoints import crash_point
 from trading.errors import DuplicateClientId, ExchangeError, Rejected, UnknownOutcome
 from trading.journal import Intent, IntentKind, IntentStatus, Journal
 from trading.lease import LeaseGuard
@@ -60,12 +61,14 @@ class OrderSender:
         intent = await self.journal.create_intent(
             lease, kind, symbol, side, size, stop_price, purpose
         )
+        crash_point("after_intent_stored")
         await lease.ensure()
         try:
             order = await self.exchange.place_market_order(
                 symbol, side, size, intent.client_id, reduce_only=reduce_only
             )
         except UnknownOutcome as exc:
+            crash_point(f"after_{kind.value}_sent")
             event(
                 log,
                 "order.unknown_outcome",
@@ -77,6 +80,7 @@ class OrderSender:
             await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
             return await self.resolve(intent)
         except DuplicateClientId as exc:
+            crash_point(f"after_{kind.value}_sent")
             # OKX 51016: this client id is already on the exchange, so the order may well have
             # gone through (a retried request): it is looked up by id, never taken as refused
             event(
@@ -90,32 +94,47 @@ class OrderSender:
             await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
             return await self.resolve(intent)
         except Rejected as exc:
+            crash_point(f"after_{kind.value}_sent")
             await self.journal.finish_intent(intent.id, IntentStatus.REJECTED, error=str(exc))
             return SendResult(intent, None, IntentStatus.REJECTED, str(exc))
         except ExchangeError as exc:
+            crash_point(f"after_{kind.value}_sent")
             # any other failure of a write is an unknown outcome until the exchange says otherwise
             await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=str(exc))
             return await self.resolve(intent)
+        crash_point(f"after_{kind.value}_sent")
         return await self._record(intent, order)
 
-    async def resolve(self, intent: Intent) -> SendResult:
-        """Ask the exchange what became of this client id; repeat a few times, never resend."""
+    async def resolve(self, intent: Intent, *, sender_gone: bool = False) -> SendResult:
+        """Ask the exchange what became of this client id; repeat a few times, never resend.
+
+        ``sender_gone``: the process that sent it is gone (start-up reconciliation after a
+        crash), so nothing of it can still be on its way: when the exchange's last answer is
+        that it does not know the client id, the intent is settled as ``not_found`` (client
+        ids are never reused). Otherwise a not-found stays ``unknown``, to be looked up again.
+        """
         last_error = "not found on the exchange"
+        answered = False
         for attempt in range(self.resolve_attempts):
             try:
                 order = await retry.read(
                     lambda: self.exchange.get_order(intent.symbol, client_id=intent.client_id),
                     sleep=self.sleep,
                 )
+                answered = True
             except ExchangeError as exc:
                 last_error = str(exc)
-                order = None
+                order, answered = None, False
             if order is not None:
                 event(log, "order.resolved", client_id=intent.client_id, status=order.status)
                 return await self._record(intent, order)
-            await self.sleep(0.5 * (attempt + 1))
-        await self.journal.finish_intent(intent.id, IntentStatus.UNKNOWN, error=last_error)
-        return SendResult(intent, None, IntentStatus.UNKNOWN, last_error)
+            if attempt + 1 < self.resolve_attempts:  # no wait after the last look-up
+                await self.sleep(0.5 * (attempt + 1))
+        status = IntentStatus.NOT_FOUND if sender_gone and answered else IntentStatus.UNKNOWN
+        if status is IntentStatus.NOT_FOUND:
+            last_error = "not found on the exchange; its sender is gone: never placed"
+        await self.journal.finish_intent(intent.id, status, error=last_error)
+        return SendResult(intent, None, status, last_error)
 
     async def _record(self, intent: Intent, order: Order) -> SendResult:
         if order.filled > 0:
@@ -132,6 +151,8 @@ class OrderSender:
             price=order.average_price,
             fee=order.fee,
         )
+        if status is IntentStatus.FILLED and intent.kind is IntentKind.ENTRY:
+            crash_point("after_fill_recorded")
         event(
             log,
             "order.recorded",

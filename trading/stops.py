@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trading import retry
+from trading.crashpoints import crash_point
 from trading.errors import DuplicateClientId, ExchangeError, Rejected, StopWouldTrigger
 from trading.journal import Attribution, IntentKind, Journal, StopRecord, StopStatus
 from trading.lease import LeaseGuard
@@ -128,6 +129,7 @@ class StopKeeper:
                     record.id, StopStatus.ACKED, api_answer=f"no answer: {exc}"
                 )
             else:
+                crash_point("after_stop_sent")
                 await self.journal.update_stop(
                     record.id,
                     StopStatus.ACKED,
@@ -135,6 +137,7 @@ class StopKeeper:
                     api_answer=f"accepted id={ack.id}",
                 )
             await self.sleep(self.policy.verify_delay)
+            crash_point("during_verification")
             observed = await self._read_back(symbol, ack)
             if observed is not None and observed.state is StopState.LIVE:
                 await self.journal.update_stop(
@@ -228,6 +231,7 @@ class StopKeeper:
             reduce_only=True,
             purpose=f"emergency close: {why}",
         )
+        crash_point("during_emergency_close")
         if res.filled and res.order is not None and res.order.average_price is not None:
             fill = res.order.average_price
             cost = emergency_cost(position.side, level, fill, res.order.filled)

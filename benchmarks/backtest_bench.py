@@ -176,10 +176,10 @@ def render(figures: list[Figure], repeats: int) -> str:
         f"(slowest one-symbol median {worst:.2f} s). The engine's own work is linear in the "
         "candles: each step reads only the strategy's window (`lookback + 2` candles, a slice) "
         "and the fills of that step. 'in `fills()`' is the share of the time spent in the paper "
-        "exchange's `fills()`, which the guardian calls with no `since` for each stop that "
-        "fired (`Guardian._record_stop_exit`, to find the stop's fill): each call reads the "
-        "symbol's whole fill history, so that share grows with the length of the backtest "
-        "(quadratic overall); passing `since=` the stop's creation time would remove it.",
+        "exchange's `fills()`, which the guardian calls for each stop that fired "
+        "(`Guardian._record_stop_exit`, to find the stop's fill) with `since` = the stop's "
+        "placement, so it stays small however long the backtest (reading the whole history "
+        "there once made it quadratic).",
     ]
     return "\n".join(lines)
 

@@ -217,11 +217,10 @@ def render(rows: list[Row], repeats: int, latency_ms: int) -> str:
         f"{FETCH_CONCURRENCY}) = {-(-50 // FETCH_CONCURRENCY)} rounds of {latency_ms} ms), then "
         "a few account-wide reads (positions; the guardian's markets, positions, open stops). "
         f"With {MARKETS} positions open, every cycle, whatever its symbols, ends with the "
-        "guardian checking the whole account, and it reads each position's last price one "
-        "after the other (`Guardian._guard` -> `StopKeeper.last_price`): "
-        f"{MARKETS} x {latency_ms} ms = {MARKETS * latency_ms / 1000:.1f} s of the "
-        f"{held[1]:.1f} s a 1-symbol cycle takes. That serial read (trading/guardian.py) is the "
-        "next thing to make concurrent.",
+        "guardian checking the whole account; it reads the positions' last prices 8 at a time "
+        "(`Guardian._last_prices`; read one after another they cost "
+        f"{MARKETS} x {latency_ms} ms = {MARKETS * latency_ms / 1000:.1f} s), so a 1-symbol "
+        f"cycle takes {held[1]:.1f} s.",
     ]
     return "\n".join(lines)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import sys
 import time
 from typing import Protocol, TextIO
 
 from storage.outbox import Outbox
+from trading.logfmt import event
+
+log = logging.getLogger("warden.alerts")
 
 
 class Notifier(Protocol):
@@ -21,14 +26,30 @@ ICON = {"critical": "!!", "warning": "! ", "info": "  "}
 class TerminalNotifier:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
+        # printed, but the database could not record it yet (busy, full): never printed twice
+        self._printed: set[int] = set()
 
     async def deliver_pending(self, outbox: Outbox) -> int:
         sent = 0
         for alert in await outbox.due():
-            ts = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
-            icon = ICON.get(alert.severity, "")
-            self.stream.write(f"[ALERT {alert.severity.upper()}] {ts} {icon}{alert.text}\n")
-            self.stream.flush()
-            await outbox.delivered(alert.id)
-            sent += 1
+            if alert.id not in self._printed:
+                ts = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
+                icon = ICON.get(alert.severity, "")
+                self.stream.write(f"[ALERT {alert.severity.upper()}] {ts} {icon}{alert.text}\n")
+                self.stream.flush()
+                self._printed.add(alert.id)
+                sent += 1
+            try:
+                await outbox.delivered(alert.id)
+            except sqlite3.Error as exc:
+                # recorded on a later pass; the rest waits (nothing overtakes it)
+                event(
+                    log,
+                    "alert.delivery_not_recorded",
+                    logging.WARNING,
+                    alert_id=alert.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                break
+            self._printed.discard(alert.id)
         return sent

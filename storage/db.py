@@ -109,7 +109,14 @@ class Database:
             try:
                 yield self._conn
             except BaseException:
-                await self._settle("ROLLBACK")
+                try:
+                    await self._settle("ROLLBACK")
+                except sqlite3.OperationalError:
+                    # SQLite rolls the whole transaction back by itself on some errors
+                    # (SQLITE_FULL, IOERR, NOMEM): the ROLLBACK then fails ("no transaction is
+                    # active"), and that error must not replace the real one
+                    if self._conn.in_transaction:
+                        raise
                 raise
             else:
                 try:

@@ -3,9 +3,12 @@ same transaction, so a holder that lost its lease cannot even record a new inten
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -23,8 +26,10 @@ from trading.journal import (
     StopStatus,
 )
 from trading.lease import LeaseGuard, LeaseLost
+from trading.logfmt import event
 from trading.models import OrderSide, PositionSide, StopState
 
+log = logging.getLogger("warden.alerts")
 _KIND_LETTER = {IntentKind.ENTRY: "e", IntentKind.CLOSE: "c", IntentKind.EMERGENCY_CLOSE: "x"}
 
 
@@ -452,7 +457,10 @@ class JournalStore:
     ) -> int:
         now = self.clock()
         detail = self.redact(detail)
-        async with self.db.write() as conn:
+        text = f"{kind} {scope} {symbol}: {detail} [attribution {attribution.value}"
+        text += f", cost {cost:.2f}]" if cost else "]"
+        key = f"incident:{scope}:{symbol}:{kind}"
+        async with self._alerting(severity, key, text) as conn:
             cur = await conn.execute(
                 "INSERT INTO incident(scope, symbol, kind, attribution, cost, detail, opened_at, "
                 "unprotected_since, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -470,13 +478,13 @@ class JournalStore:
             )
             incident_id = cur.lastrowid
             assert incident_id is not None
-            text = f"{kind} {scope} {symbol}: {detail} [attribution {attribution.value}"
-            text += f", cost {cost:.2f}]" if cost else "]"
-            await self._alert(conn, severity, text, f"incident:{scope}:{symbol}:{kind}", now)
+            await self._alert(conn, severity, text, key, now)
             return incident_id
 
     async def resolve_incidents(self, scope: str, symbol: str, note: str) -> int:
         now = self.clock()
+        text = f"resolved {scope} {symbol}: {note}"
+        # not logged when it cannot be written: most calls resolve nothing (a stop seen live)
         async with self.db.write() as conn:
             cur = await conn.execute(
                 "UPDATE incident SET resolved_at = ?, resolution = ? "
@@ -484,13 +492,7 @@ class JournalStore:
                 (now, note, scope, symbol),
             )
             if cur.rowcount:
-                await self._alert(
-                    conn,
-                    Severity.INFO,
-                    f"resolved {scope} {symbol}: {note}",
-                    f"resolved:{scope}:{symbol}",
-                    now,
-                )
+                await self._alert(conn, Severity.INFO, text, f"resolved:{scope}:{symbol}", now)
             return cur.rowcount
 
     async def incidents(self, scope: str | None = None, limit: int = 100) -> list[Incident]:
@@ -506,7 +508,7 @@ class JournalStore:
     ) -> bool:
         """Queue an alert; with ``repeat_after``, an alert with the same key queued within that
         many seconds suppresses this one (a lasting condition is re-raised, not spammed)."""
-        async with self.db.write() as conn:
+        async with self._alerting(severity, key, text) as conn:
             now = self.clock()
             if repeat_after > 0 and key:
                 cur = await conn.execute(
@@ -517,6 +519,28 @@ class JournalStore:
                     return False
             await self._alert(conn, severity, text, key, now)
             return True
+
+    @asynccontextmanager
+    async def _alerting(
+        self, severity: Severity, key: str, text: str
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction that queues an alert. When the database cannot be written (busy
+        beyond busy_timeout, disk full) the alert cannot reach the outbox: it goes to the log at
+        CRITICAL instead, so the terminal carries it, and the error is raised on."""
+        try:
+            async with self.db.write() as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            event(
+                log,
+                "alert.not_stored",
+                logging.CRITICAL,
+                severity=severity.value,
+                key=key,
+                text=self.redact(text),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
 
     async def _alert(
         self, conn: aiosqlite.Connection, severity: Severity, text: str, key: str, now: float

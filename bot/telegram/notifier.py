@@ -11,8 +11,10 @@ every ``realert_seconds`` until acknowledged, resolved or raised again. Info ale
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dtm
 import logging
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -64,6 +66,9 @@ class TelegramNotifier:
         self._quiet_until = 0.0
         self._streak = 0  # consecutive failures, for the backoff of repeats
         self._lock = asyncio.Lock()
+        # (alert, chat, round) -> message id: sent while the database could not record it
+        # (busy, full); recorded before anything else is sent, so it is never sent twice
+        self._unrecorded: dict[tuple[int, int, int], int | None] = {}
 
     def _clean(self, text: str) -> str:
         return text.replace(self.token, "***") if self.token else text
@@ -75,12 +80,38 @@ class TelegramNotifier:
         async with self._lock:  # the scheduled job and a final flush never interleave
             before = self.sent
             try:
+                await self._flush()
                 for alert in await outbox.due():
                     await self._deliver(outbox, alert)
                 await self._repeat()
             except _Stop:
                 pass
+            except sqlite3.Error as exc:
+                # the database cannot be written: what was sent is remembered (above), the
+                # rest waits for the next pass
+                event(
+                    log,
+                    "alert.delivery_not_recorded",
+                    logging.WARNING,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             return self.sent - before
+
+    async def _record(
+        self, alert_id: int, chat_id: int, round_: int, message_id: int | None
+    ) -> None:
+        try:
+            await self.acks.record_sent(alert_id, chat_id, round_, message_id)
+        except sqlite3.Error:
+            self._unrecorded[(alert_id, chat_id, round_)] = message_id
+            raise
+        self._unrecorded.pop((alert_id, chat_id, round_), None)
+
+    async def _flush(self) -> None:
+        """Record what was sent while the database could not; until then nothing else goes out
+        (a delivery the database does not know of would be sent again)."""
+        for (alert_id, chat_id, round_), message_id in list(self._unrecorded.items()):
+            await self._record(alert_id, chat_id, round_, message_id)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -122,7 +153,9 @@ class TelegramNotifier:
         error = self._clean(f"{type(exc).__name__}: {exc}")
         self._quiet_until = self.monotonic() + wait
         if outbox is not None:
-            await outbox.failed(alert_id, error, wait)
+            # the backoff holds in memory even when the database cannot take it
+            with contextlib.suppress(sqlite3.Error):
+                await outbox.failed(alert_id, error, wait)
         event(
             log,
             "alert.send_failed",
@@ -164,8 +197,8 @@ class TelegramNotifier:
                 continue
             except (TelegramError, OSError) as exc:
                 await self._failed(outbox, alert_id, attempts, exc)
-            await self.acks.record_sent(alert_id, chat, round_, msg.message_id)
             self.sent += 1
+            await self._record(alert_id, chat, round_, msg.message_id)
             self._streak = 0
             reached = True
         return reached, refused
@@ -192,4 +225,4 @@ class TelegramNotifier:
                 None, due.alert_id, self._streak, due.round, due.missing, html, due.severity
             )
             for chat in refused:  # refused for good: this round is over for that chat
-                await self.acks.record_sent(due.alert_id, chat, due.round, None)
+                await self._record(due.alert_id, chat, due.round, None)

@@ -41,12 +41,14 @@ from trading.adapters.hyperliquid_parse import (
     mark_prices,
     num,
     open_orders,
+    parse_candle,
     parse_fills,
     parse_markets,
     parse_order,
     parse_order_status,
     parse_positions,
     parse_stop,
+    positive,
     text,
     to_cloid,
 )
@@ -262,10 +264,7 @@ class HyperliquidExchange:
         since_ms = int(since * 1000) if since is not None else None
         rows = await self._read(lambda: self.client.fetch_ohlcv(symbol, timeframe, since_ms, limit))
         with _parsing():
-            return [
-                Candle(r[0] / 1000, float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
-                for r in as_list(rows, "candleSnapshot")
-            ]
+            return [parse_candle(r) for r in as_list(rows, "candleSnapshot")]
 
     async def ticker(self, symbol: str) -> Ticker:
         """The mark price: what Hyperliquid's stops trigger on."""
@@ -280,7 +279,7 @@ class HyperliquidExchange:
     async def _mid(self, coin: str) -> float:
         mids = await self._info({"type": "allMids"})
         with _parsing():
-            return num(as_dict(mids, "allMids"), coin)
+            return positive(as_dict(mids, "allMids"), coin)
 
     # -- account -----------------------------------------------------------------------------
     async def _state(self) -> Raw:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trading.models import (
+    Candle,
     Fill,
     Market,
     Order,
@@ -131,12 +132,29 @@ def _field(raw: Raw, key: str) -> Any:
 
 def num(raw: Raw, key: str) -> float:
     value = _field(raw, key)
+    if isinstance(value, bool):
+        raise Malformed(f"field {key!r} is not a number: {value!r}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Malformed(f"field {key!r} is not a number: {value!r}") from None
     if not math.isfinite(x):
         raise Malformed(f"field {key!r} is not finite: {value!r}")
+    return x
+
+
+def positive(raw: Raw, key: str) -> float:
+    """A size or a price: a number above zero (a zero or negative one is a broken answer)."""
+    x = num(raw, key)
+    if x <= 0:
+        raise Malformed(f"field {key!r} is not above zero: {x!r}")
+    return x
+
+
+def non_negative(raw: Raw, key: str) -> float:
+    x = num(raw, key)
+    if x < 0:
+        raise Malformed(f"field {key!r} is negative: {x!r}")
     return x
 
 
@@ -187,7 +205,7 @@ def is_stop(order: Raw) -> bool:
 
 def parse_stop(order: Raw, status: str, status_ts: object, symbol: str) -> StopOrder:
     state, fail_code = stop_state(status)
-    size = num(order, "origSz") if order.get("origSz") is not None else num(order, "sz")
+    size = positive(order, "origSz") if order.get("origSz") is not None else positive(order, "sz")
     created = _seconds(order.get("timestamp"))
     updated = _seconds(status_ts) or created
     return StopOrder(
@@ -196,7 +214,7 @@ def parse_stop(order: Raw, status: str, status_ts: object, symbol: str) -> StopO
         client_id=from_cloid(order.get("cloid")),
         side=_side(order),
         size=size,
-        trigger_price=num(order, "triggerPx"),
+        trigger_price=positive(order, "triggerPx"),
         state=state,
         reduce_only=bool(order.get("reduceOnly", False)),
         fail_code=fail_code,
@@ -211,9 +229,9 @@ def fill_summary(fills: Iterable[Raw], oid: str) -> tuple[float, float | None, f
     for f in fills:
         if str(f.get("oid")) != oid:
             continue
-        sz = num(f, "sz")
+        sz = positive(f, "sz")
         size += sz
-        cost += sz * num(f, "px")
+        cost += sz * positive(f, "px")
         fee += _fee(f)
     return size, (cost / size if size > 0 else None), fee
 
@@ -223,8 +241,8 @@ def parse_order(
 ) -> Order:
     """An order record (``orderStatus``/``frontendOpenOrders`` shape) with its own fills."""
     oid = text(order, "oid")
-    size = num(order, "origSz")
-    filled = max(0.0, size - num(order, "sz"))
+    size = positive(order, "origSz")
+    filled = max(0.0, size - non_negative(order, "sz"))
     fill_size, average, fee = fill_summary(fills, oid)
     if status == "filled":
         filled = size
@@ -257,8 +275,8 @@ def parse_fill(fill: Raw, symbol: str, orders: Mapping[str, Raw]) -> Fill:
         symbol=symbol,
         order_id=oid,
         side=_side(fill),
-        size=num(fill, "sz"),
-        price=num(fill, "px"),
+        size=positive(fill, "sz"),
+        price=positive(fill, "px"),
         fee=_fee(fill),
         ts=num(fill, "time") / 1000,
         reduce_only=str(fill.get("dir") or "").startswith("Close"),
@@ -299,7 +317,7 @@ def parse_positions(state: Raw, symbol_of: SymbolOf) -> list[Position]:
                 symbol=symbol,
                 side=PositionSide.LONG if szi > 0 else PositionSide.SHORT,
                 size=abs(szi),
-                entry_price=num(p, "entryPx"),
+                entry_price=positive(p, "entryPx"),
                 unrealized_pnl=num(p, "unrealizedPnl") if p.get("unrealizedPnl") else 0.0,
                 leverage=lev,
             )
@@ -317,7 +335,7 @@ def mark_prices(meta_and_ctxs: object) -> dict[str, float]:
     if len(ctxs) != len(universe):
         raise Malformed("metaAndAssetCtxs: universe and contexts differ in length")
     return {
-        text(as_dict(u, "universe entry"), "name"): num(as_dict(c, "assetCtx"), "markPx")
+        text(as_dict(u, "universe entry"), "name"): positive(as_dict(c, "assetCtx"), "markPx")
         for u, c in zip(universe, ctxs, strict=True)
     }
 
@@ -362,23 +380,37 @@ def parse_order_status(payload: object) -> Found:
 def parse_markets(loaded: Mapping[str, Any]) -> dict[str, tuple[str, Market]]:
     """symbol -> (coin, Market) for the USDC perpetuals in ccxt's loaded markets."""
     out: dict[str, tuple[str, Market]] = {}
-    for symbol, m in loaded.items():
+    for symbol, entry in loaded.items():
+        m = as_dict(entry, f"market {symbol}")
         if not (m.get("swap") and m.get("settle") == SETTLE and m.get("active", True)):
             continue
-        if (m.get("info") or {}).get("hip3"):
+        info = m.get("info")
+        if isinstance(info, Mapping) and info.get("hip3"):
             continue  # builder-deployed perp dexes: other collateral and rules
-        step = float(m["precision"]["amount"])
+        precision = as_dict(m.get("precision"), f"market {symbol} precision")
+        step = positive(precision, "amount")
         market = Market(
-            symbol=symbol,
-            base=str(m["base"]),
-            quote=str(m["quote"]),
+            symbol=str(symbol),
+            base=text(m, "base"),
+            quote=text(m, "quote"),
             contract_size=1.0,
             min_size=step,  # Hyperliquid's minimum is a value ($10), checked on the order
             size_step=step,
-            price_step=float(m["precision"]["price"]),
+            price_step=positive(precision, "price"),
         )
-        out[symbol] = (str(m["baseName"]), market)
+        out[str(symbol)] = (text(m, "baseName"), market)
     return out
+
+
+def parse_candle(row: object) -> Candle:
+    """One of ccxt's OHLCV rows (ms, open, high, low, close, volume)."""
+    values = as_list(row, "candle")
+    if len(values) < 6:
+        raise Malformed(f"candle {_short(row)} is incomplete")
+    ts, o, h, low, c, v = (num({"v": x}, "v") for x in values[:6])
+    if min(o, h, low, c) <= 0 or v < 0:
+        raise Malformed(f"candle {_short(row)}: prices must be above zero, volume not negative")
+    return Candle(ts / 1000, o, h, low, c, v)
 
 
 def open_orders(payload: object) -> list[Raw]:

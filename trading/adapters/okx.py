@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -286,7 +287,13 @@ class OkxExchange:
         for _ in range(MAX_PAGES):
             query = dict(params, **({"after": cursor} if cursor else {}))
             page = await self._call(functools.partial(fetch, query))
-            infos = [o["info"] for o in page if isinstance(o.get("info"), Mapping)]
+            if not isinstance(page, list):
+                raise NetworkError("unreadable answer from okx: a list of records was expected")
+            infos = [
+                o["info"]
+                for o in page
+                if isinstance(o, Mapping) and isinstance(o.get("info"), Mapping)
+            ]
             for info in infos:
                 found[str(info.get(key))] = info
             if len(page) < PAGE or not infos:
@@ -320,8 +327,8 @@ class OkxExchange:
     async def ticker(self, symbol: str) -> Ticker:
         await self._contract(symbol)
         t = await self._call(lambda: self._ex.fetch_ticker(symbol))
-        last = t.get("last")
-        if not isinstance(last, int | float) or last <= 0:
+        last = t.get("last") if isinstance(t, Mapping) else None
+        if isinstance(last, bool) or not isinstance(last, int | float) or not 0 < last < math.inf:
             raise NetworkError(f"unreadable answer from okx: no last price for {symbol}")
         ts = t.get("timestamp")
         return Ticker(symbol, float(last), ts / 1000.0 if ts else time.time())

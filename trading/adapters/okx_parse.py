@@ -10,6 +10,7 @@ missing or unreadable raises ``BadPayload``, never a silent default.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -96,13 +97,29 @@ def dec(raw: Mapping[str, Any], key: str) -> Decimal:
         number = Decimal(value)
     except InvalidOperation:
         raise BadPayload(f"field {key!r} is not a number: {value!r}") from None
-    if not number.is_finite():
+    # finite as a float too: "1e999" is a finite Decimal, and an infinite float downstream
+    if not number.is_finite() or not math.isfinite(float(number)):
         raise BadPayload(f"field {key!r} is not a finite number: {value!r}")
     return number
 
 
 def opt_dec(raw: Mapping[str, Any], key: str) -> Decimal | None:
     return None if opt_text(raw, key) is None else dec(raw, key)
+
+
+def positive(raw: Mapping[str, Any], key: str) -> Decimal:
+    """A size or a price: a number above zero (a zero or negative one is a broken answer)."""
+    number = dec(raw, key)
+    if number <= 0 or float(number) <= 0:  # "1e-400" is above zero, its float is not
+        raise BadPayload(f"field {key!r} is not above zero: {number}")
+    return number
+
+
+def non_negative(raw: Mapping[str, Any], key: str) -> Decimal | None:
+    number = opt_dec(raw, key)
+    if number is not None and number < 0:
+        raise BadPayload(f"field {key!r} is negative: {number}")
+    return number
 
 
 def seconds(raw: Mapping[str, Any], key: str) -> float:
@@ -163,7 +180,10 @@ class Contract:
         return contracts.normalize()
 
     def to_base(self, contracts: Decimal) -> float:
-        return float(contracts * self.ct_val)
+        base = float(contracts * self.ct_val)
+        if not math.isfinite(base) or (contracts and not base):
+            raise BadPayload(f"size {contracts} contracts is out of range")
+        return base
 
     def price(self, price: float) -> Decimal:
         """A price rounded to the tick size, as it goes on the wire."""
@@ -189,14 +209,14 @@ def contract_from(market: Mapping[str, Any]) -> Contract | None:
     ):
         return None
     return Contract(
-        symbol=str(market["symbol"]),
+        symbol=text(market, "symbol"),
         inst_id=text(info, "instId"),
-        base=str(market["base"]),
-        quote=str(market["quote"]),
-        ct_val=dec(info, "ctVal"),
-        lot=dec(info, "lotSz"),
-        min_sz=dec(info, "minSz"),
-        tick=dec(info, "tickSz"),
+        base=text(market, "base"),
+        quote=text(market, "quote"),
+        ct_val=positive(info, "ctVal"),
+        lot=positive(info, "lotSz"),
+        min_sz=positive(info, "minSz"),
+        tick=positive(info, "tickSz"),
     )
 
 
@@ -204,15 +224,18 @@ def order_from(raw: Mapping[str, Any], contract: Contract) -> Order:
     """A regular order record (GET trade/order, orders-pending)."""
     state = text(raw, "state")
     fee = opt_dec(raw, "fee")
-    filled = opt_dec(raw, "accFillSz") or Decimal(0)
+    filled = non_negative(raw, "accFillSz") or Decimal(0)
+    avg = opt_dec(raw, "avgPx")
+    if avg is not None and (avg < 0 or (avg > 0 and float(avg) <= 0)):
+        raise BadPayload(f"field 'avgPx' is not a price: {avg}")
     return Order(
         symbol=contract.symbol,
         id=text(raw, "ordId"),
         client_id=opt_text(raw, "clOrdId"),
         side=_side(raw),
-        size=contract.to_base(dec(raw, "sz")),
+        size=contract.to_base(positive(raw, "sz")),
         filled=contract.to_base(filled),
-        average_price=float(avg) if (avg := opt_dec(raw, "avgPx")) else None,
+        average_price=float(avg) if avg else None,  # OKX sends "" or "0" before a fill
         # a state OKX adds later is not taken as final: the caller resolves it by client id
         status=ORDER_STATES.get(state, OrderStatus.OPEN),
         reduce_only=str(raw.get("reduceOnly", "")).lower() == "true",
@@ -235,9 +258,9 @@ def stop_state(raw: Mapping[str, Any]) -> tuple[StopState, str | None]:
 
 def stop_from(raw: Mapping[str, Any], contract: Contract) -> StopOrder | None:
     """A conditional algo record -> StopOrder; None when it is not a stop-loss (a take-profit)."""
-    trigger = opt_dec(raw, "slTriggerPx")
-    if trigger is None:
+    if opt_text(raw, "slTriggerPx") is None:
         return None
+    trigger = positive(raw, "slTriggerPx")
     state, fail_code = stop_state(raw)
     created = seconds(raw, "cTime")
     return StopOrder(
@@ -245,7 +268,7 @@ def stop_from(raw: Mapping[str, Any], contract: Contract) -> StopOrder | None:
         id=text(raw, "algoId"),
         client_id=opt_text(raw, "algoClOrdId") or opt_text(raw, "clOrdId"),
         side=_side(raw),
-        size=contract.to_base(dec(raw, "sz")),
+        size=contract.to_base(positive(raw, "sz")),
         trigger_price=float(trigger),
         state=state,
         reduce_only=str(raw.get("reduceOnly", "")).lower() == "true",
@@ -268,7 +291,7 @@ def position_from(raw: Mapping[str, Any], contract: Contract) -> Position | None
         symbol=contract.symbol,
         side=PositionSide.LONG if pos > 0 else PositionSide.SHORT,
         size=contract.to_base(abs(pos)),
-        entry_price=float(dec(raw, "avgPx")),
+        entry_price=float(positive(raw, "avgPx")),
         unrealized_pnl=float(opt_dec(raw, "upl") or 0),
         leverage=float(lever) if lever is not None else None,
     )
@@ -299,13 +322,18 @@ def candle_from(row: Any) -> Candle:
     """One of ccxt's OHLCV rows (ms, open, high, low, close, base volume)."""
     if not isinstance(row, list | tuple) or len(row) < 6 or any(v is None for v in row[:6]):
         raise BadPayload(f"candle {row!r} is incomplete")
-    ts, o, h, low, c, v = (float(x) for x in row[:6])
+    try:
+        ts, o, h, low, c, v = (float(x) for x in row[:6])
+    except (TypeError, ValueError):
+        raise BadPayload(f"candle {row!r} holds a value that is not a number") from None
+    if not all(math.isfinite(x) for x in (ts, o, h, low, c, v)) or min(o, h, low, c) <= 0 or v < 0:
+        raise BadPayload(f"candle {row!r}: prices must be above zero, volume not negative")
     return Candle(ts / 1000.0, o, h, low, c, v)
 
 
 def oldest_id(records: Iterable[Mapping[str, Any]], key: str, time_key: str) -> str:
     """The id of the oldest record of a page: OKX's ``after`` cursor for the next one."""
-    oldest = min(records, key=lambda r: (int(r.get(time_key) or 0), str(r.get(key))))
+    oldest = min(records, key=lambda r: (opt_dec(r, time_key) or 0, str(r.get(key))))
     return text(oldest, key)
 
 
@@ -328,8 +356,8 @@ def fill_from(raw: Mapping[str, Any], contract: Contract, stop_id: str | None) -
         symbol=contract.symbol,
         order_id=text(raw, "ordId"),
         side=_side(raw),
-        size=contract.to_base(dec(raw, "fillSz")),
-        price=float(dec(raw, "fillPx")),
+        size=contract.to_base(positive(raw, "fillSz")),
+        price=float(positive(raw, "fillPx")),
         fee=float(-fee) if fee is not None else 0.0,
         ts=seconds(raw, "ts") or seconds(raw, "fillTime"),
         reduce_only=stop_id is not None,

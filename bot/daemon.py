@@ -9,6 +9,7 @@ client id, positions and stops read back) before any strategy may open a positio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -107,7 +108,8 @@ class Daemon:
                 # a close whose process died before recording its exit (and its incident)
                 await acct.guardian.settle_interrupted_closes()
                 report = await acct.guardian.reconcile(lease)
-        except (LeaseBusy, LeaseLost, ExchangeError) as exc:
+        except (LeaseBusy, LeaseLost, ExchangeError, sqlite3.Error) as exc:
+            # a database locked past its busy timeout is a failed attempt, retried like the rest
             event(log, "reconcile.failed", logging.ERROR, scope=acct.scope, error=str(exc))
             await self._reconcile_failed(name, str(exc))
             return False
@@ -134,12 +136,15 @@ class Daemon:
         watchdog job and every replay tick try again."""
         acct = self.accounts[name]
         self._reconcile_failures[name] = self._reconcile_failures.get(name, 0) + 1
-        await acct.journal.alert(
-            Severity.CRITICAL,
-            f"{acct.scope}: start-up reconciliation failed ({why}); no entries until it succeeds",
-            f"reconcile:{acct.scope}",
-            repeat_after=900,
-        )
+        # an unwritable outbox is logged by the journal itself; the failure stays a failure
+        with contextlib.suppress(sqlite3.Error):
+            await acct.journal.alert(
+                Severity.CRITICAL,
+                f"{acct.scope}: start-up reconciliation failed ({why}); no entries until it "
+                "succeeds",
+                f"reconcile:{acct.scope}",
+                repeat_after=900,
+            )
 
     # --- jobs ---------------------------------------------------------------------------------
 

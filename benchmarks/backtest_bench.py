@@ -42,7 +42,6 @@ from trading.paper.core import PaperCore  # noqa: E402
 
 YEAR = 365 * 48
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- backtest-bench -->", "<!-- /backtest-bench -->"
 TARGET_SECONDS = 2.0
 
 # three more synthetic series next to the bundled two, with their own seeds and prices
@@ -185,14 +184,9 @@ def render(figures: list[Figure], repeats: int) -> str:
 
 
 def write_section(body: str) -> None:
-    section = f"{BEGIN}\n{body}\n{END}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text, encoding="utf-8")
+    from benchmarks.docsection import write_section as write_doc_section
+
+    write_doc_section("backtest-bench", body)
 
 
 def main() -> int:

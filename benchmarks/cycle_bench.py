@@ -49,7 +49,6 @@ MARKETS = 50
 SIZES = (1, 10, 50)
 CANDLES = 120
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- cycle-bench -->", "<!-- /cycle-bench -->"
 
 
 def symbol(i: int) -> str:
@@ -226,14 +225,9 @@ def render(rows: list[Row], repeats: int, latency_ms: int) -> str:
 
 
 def write_section(body: str) -> None:
-    section = f"{BEGIN}\n{body}\n{END}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text, encoding="utf-8")
+    from benchmarks.docsection import write_section as write_doc_section
+
+    write_doc_section("cycle-bench", body)
 
 
 def main() -> int:

@@ -45,7 +45,6 @@ from trading.executor import Outcome  # noqa: E402
 from trading.models import PositionSide  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- detection-bench -->", "<!-- /detection-bench -->"
 HEADER = (
     "# Benchmarks\n\n"
     "Figures measured by the scripts in `benchmarks/`. Each script rewrites only its own "
@@ -195,15 +194,9 @@ def render(
 
 
 def write_section(body: str) -> None:
-    section = f"{BEGIN}\n{body}\n{END}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else HEADER
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
+    from benchmarks.docsection import write_section as write_doc_section
+
+    write_doc_section("detection-bench", body)
 
 
 async def bench(runs: int, removed_runs: int, interval: float) -> tuple[list[Any], list[Any]]:

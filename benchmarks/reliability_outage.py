@@ -77,7 +77,6 @@ from trading.models import PositionSide  # noqa: E402
 from trading.paper import PaperExchange  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- reliability-outage -->", "<!-- /reliability-outage -->"
 HEADER = (
     "# Benchmarks\n\n"
     "Figures measured by the scripts in `benchmarks/`. Each script rewrites only its own "
@@ -452,15 +451,9 @@ def render(outages: list[Outage], tried: dict[str, int], fuzz_ok: bool, took: fl
 
 
 def write_section(body: str) -> None:
-    section = f"{BEGIN}\n{body}\n{END}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else HEADER
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
+    from benchmarks.docsection import write_section as write_doc_section
+
+    write_doc_section("reliability-outage", body)
 
 
 async def run(args: argparse.Namespace, folder: Path, counter: Count) -> list[Outage]:

@@ -84,6 +84,7 @@ def build_exchange(
                 sandbox=cfg.sandbox,
                 api_url=cfg.api_url,
                 margin_mode=cfg.margin_mode,
+                leverage=cfg.leverage,
                 secrets=keys.get,
             )
         except MissingCredentials as exc:
@@ -99,6 +100,9 @@ def build_exchange(
                 sandbox=cfg.sandbox,
                 api_url=cfg.api_url,
                 slippage_percent=cfg.slippage_percent,
+                stop_slippage_percent=cfg.stop_slippage_percent,
+                margin_mode=cfg.margin_mode,
+                leverage=cfg.leverage,
                 secrets=keys.get,
             )
         except HlMissing as exc:

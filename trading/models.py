@@ -62,6 +62,15 @@ class StopState(StrEnum):
         return self is not StopState.LIVE
 
 
+# Every client id Warden issues starts with this (``wd<instance><kind><n>``); a stop whose client
+# id does not is one the trader set elsewhere (the venue's own UI, another program).
+WARDEN_CLIENT_PREFIX = "wd"
+
+
+def is_warden_client_id(client_id: str | None) -> bool:
+    return bool(client_id) and str(client_id).startswith(WARDEN_CLIENT_PREFIX)
+
+
 def _dec(x: float) -> Decimal:
     return Decimal(repr(x))
 
@@ -177,6 +186,17 @@ class StopOrder:
     fail_code: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # closes the whole position whatever its size (OKX ``closeFraction: "1"`` with an empty
+    # ``sz``; a Hyperliquid position TP/SL, ``isPositionTpsl: true`` with size "0.0"); ``size``
+    # is then 0.0 and means nothing
+    whole_position: bool = False
+
+    @property
+    def placed_by_warden(self) -> bool:
+        """False for a stop the trader set in the venue's UI (or another program did)."""
+        return is_warden_client_id(self.client_id)
 
     def covers(self, position: Position, market: Market) -> bool:
+        if self.whole_position:
+            return True
         return abs(self.size - position.size) < market.size_step / 2

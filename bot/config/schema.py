@@ -250,6 +250,12 @@ class OkxExchangeConfig(StrictModel):
         None, description="another base URL for the API (proxy, tests)", examples=["https://..."]
     )
     margin_mode: Literal["cross", "isolated"] = Field("cross", description="margin mode")
+    leverage: int = Field(
+        3,
+        ge=1,
+        le=125,
+        description="set on each traded symbol (with margin_mode) before its first entry",
+    )
 
 
 class HyperliquidExchangeConfig(StrictModel):
@@ -265,6 +271,21 @@ class HyperliquidExchangeConfig(StrictModel):
     )
     slippage_percent: float = Field(
         5.0, gt=0, le=50, description="bound on the price sent with market orders"
+    )
+    stop_slippage_percent: float = Field(
+        10.0,
+        gt=0,
+        le=50,
+        description="limit of a triggered stop, from its trigger (the venue's own stops use 10)",
+    )
+    margin_mode: Literal["cross", "isolated"] = Field(
+        "cross", description="margin mode, set with the leverage (updateLeverage isCross)"
+    )
+    leverage: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="set on each traded coin (with margin_mode) before its first entry",
     )
 
 

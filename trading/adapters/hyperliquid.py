@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from trading import retry
 from trading.adapters.ccxt_errors import translate
@@ -169,6 +169,9 @@ class HyperliquidExchange:
         sandbox: bool = False,
         api_url: str | None = None,
         slippage_percent: float = 5.0,
+        stop_slippage_percent: float = 10.0,
+        margin_mode: Literal["cross", "isolated"] = "cross",
+        leverage: int | None = None,
         timeout_ms: int = 10_000,
         enable_rate_limit: bool = True,
     ) -> None:
@@ -197,6 +200,9 @@ class HyperliquidExchange:
         self.name = name
         self.account = account
         self.wallet = wallet_address
+        self.stop_slippage_percent = stop_slippage_percent
+        self.margin_mode = margin_mode
+        self.leverage = leverage
         self.client: Any = client
         self._markets: dict[str, Market] | None = None
         self._coins: dict[str, str] = {}  # coin -> symbol
@@ -512,6 +518,9 @@ def build_hyperliquid(
     api_url: str | None,
     slippage_percent: float,
     secrets: Callable[[str], str | None],
+    stop_slippage_percent: float = 10.0,
+    margin_mode: Literal["cross", "isolated"] = "cross",
+    leverage: int | None = None,
     require_credentials: bool = True,
     timeout_ms: int = 10_000,
     enable_rate_limit: bool = True,
@@ -534,6 +543,9 @@ def build_hyperliquid(
         sandbox=sandbox,
         api_url=api_url,
         slippage_percent=slippage_percent,
+        stop_slippage_percent=stop_slippage_percent,
+        margin_mode=margin_mode,
+        leverage=leverage,
         timeout_ms=timeout_ms,
         enable_rate_limit=enable_rate_limit,
     )

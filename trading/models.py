@@ -46,7 +46,7 @@ class OrderStatus(StrEnum):
 class StopState(StrEnum):
     """The exchange's own state of a stop order, not the placement answer.
 
-    OKX algo states map: live/pause/partially_effective -> LIVE, effective -> TRIGGERED,
+    OKX algo states map: live/partially_effective -> LIVE, pause -> PAUSED, effective -> TRIGGERED,
     canceled -> CANCELED, order_failed -> FAILED (with failCode). Hyperliquid: open -> LIVE,
     triggered/filled -> TRIGGERED, canceled/marginCanceled/reduceOnlyCanceled/
     siblingFilledCanceled -> CANCELED, rejected -> FAILED.
@@ -56,10 +56,12 @@ class StopState(StrEnum):
     FAILED = "failed"
     TRIGGERED = "triggered"
     CANCELED = "canceled"
+    # exists on the exchange but is not in effect (OKX algo state ``pause``): never protection
+    PAUSED = "paused"
 
     @property
     def terminal(self) -> bool:
-        return self is not StopState.LIVE
+        return self not in (StopState.LIVE, StopState.PAUSED)
 
 
 # Every client id Warden issues starts with this (``wd<instance><kind><n>``); a stop whose client
@@ -163,6 +165,15 @@ class Fill:
     client_id: str | None = None
     stop_id: str | None = None  # set when the fill came from a stop's trigger
     funding: float = 0.0  # funding paid (+) or received (-) attributed to this fill, if reported
+
+
+@dataclass(frozen=True)
+class LeverageSetting:
+    """A symbol's leverage and margin mode as the exchange has them now (None: not reported)."""
+
+    symbol: str
+    leverage: float | None
+    margin_mode: str | None  # "cross" | "isolated"
 
 
 @dataclass(frozen=True)

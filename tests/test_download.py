@@ -261,7 +261,7 @@ def test_download_default_name_and_listing_start(server: tuple[str, Fake], tmp_p
     assert len(candles) in (3 * 48 - 1, 3 * 48)
 
 
-def test_server_errors_exit_2_and_leave_no_file(
+def test_server_errors_exit_1_and_leave_no_file(
     server: tuple[str, Fake],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -271,7 +271,8 @@ def test_server_errors_exit_2_and_leave_no_file(
     monkeypatch.setattr(download, "RETRY_DELAY", 0.01)
     fake.fail = True
     out = tmp_path / "btc.csv"
-    assert cli(fake, kind, "--days", "3", "--out", str(out)) == 2
+    # a network failure is not a usage error: the same command may work later (exit 1)
+    assert cli(fake, kind, "--days", "3", "--out", str(out)) == 1
     err = capsys.readouterr().err
     assert "network error" in err and "no file written" in err
     assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file

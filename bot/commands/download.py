@@ -22,6 +22,7 @@ from bot import exit_codes
 from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
 from bot.context import Context
 from bot.progress import ProgressBar
+from bot.symbols import SymbolError, resolve_symbol
 from trading.marketdata import (
     CandleFileError,
     data_filename,
@@ -40,7 +41,12 @@ RETRY_DELAY = 1.0  # seconds, doubled after each failed attempt
 
 
 class DownloadError(Exception):
-    pass
+    """The request or the reply is wrong (unknown symbol, bad candle): a usage error, exit 2."""
+
+
+class NetworkDownloadError(DownloadError):
+    """The exchange could not be reached or kept failing: a failure (exit 1), not a usage
+    error; the same command may work later."""
 
 
 def resolve(ctx: Context, name: str) -> tuple[str, str | None, bool]:
@@ -76,14 +82,24 @@ def make_client(kind: str, api_url: str | None, sandbox: bool) -> Any:
     return client
 
 
-def _message(exc: Exception) -> str:
+def _error(exc: Exception) -> DownloadError:
     names = {cls.__name__ for cls in type(exc).__mro__}
     text = str(exc).strip() or type(exc).__name__
     if "BadSymbol" in names:
-        return f"unknown symbol: {text}"
+        return DownloadError(f"unknown symbol: {text}")
     if "NetworkError" in names:
-        return f"network error ({type(exc).__name__}): {text}"
-    return f"exchange error ({type(exc).__name__}): {text}"
+        # ccxt's NetworkError covers no connection, DNS, timeouts and 5xx (ExchangeNotAvailable)
+        return NetworkDownloadError(f"network error ({type(exc).__name__}): {text}")
+    return DownloadError(f"exchange error ({type(exc).__name__}): {text}")
+
+
+def listed_symbol(client: Any, text: str) -> str:
+    """The swap market the user meant (``btc``, ``BTCUSDT`` work as in Telegram)."""
+    swaps = [s for s, m in (client.markets or {}).items() if m.get("swap")]
+    try:
+        return resolve_symbol(text, swaps)
+    except SymbolError as exc:
+        raise DownloadError(str(exc)) from None
 
 
 async def _page(client: Any, symbol: str, timeframe: str, since_ms: int, limit: int) -> Any:
@@ -94,7 +110,7 @@ async def _page(client: Any, symbol: str, timeframe: str, since_ms: int, limit: 
         except Exception as exc:
             names = {cls.__name__ for cls in type(exc).__mro__}
             if "NetworkError" not in names or attempt == RETRIES:
-                raise DownloadError(_message(exc)) from None
+                raise _error(exc) from None
             await asyncio.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
@@ -128,7 +144,7 @@ async def fetch_history(
         await client.load_markets()
         client.market(symbol)
     except Exception as exc:
-        raise DownloadError(_message(exc)) from None
+        raise _error(exc) from None
     limit = PAGE_LIMIT[kind]
     got: dict[float, Candle] = {}
     since = start
@@ -171,10 +187,8 @@ async def run(ctx: Context) -> int:
         timeframe_seconds(args.timeframe)
         if not 1 <= args.days <= MAX_DAYS:
             raise DownloadError(f"--days {args.days}: must be between 1 and {MAX_DAYS}")
-        out = Path(args.out) if args.out else Path(data_filename(symbol, args.timeframe))
-        if out.is_dir():
-            out = out / data_filename(symbol, args.timeframe)
-        if not out.parent.is_dir():
+        out = Path(args.out) if args.out else None
+        if out is not None and not out.is_dir() and not out.parent.is_dir():
             raise DownloadError(f"--out {out}: folder {out.parent} does not exist")
     except ValueError as exc:
         print(f"warden download: --timeframe: {exc}", file=sys.stderr)
@@ -183,16 +197,27 @@ async def run(ctx: Context) -> int:
         print(f"warden download: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     client = make_client(kind, args.api_url or api_url, sandbox)
-    bar = ProgressBar(f"download {symbol}", "candles")
+    bar: ProgressBar | None = None
     try:
+        try:
+            await client.load_markets()
+        except Exception as exc:
+            raise _error(exc) from None
+        symbol = listed_symbol(client, symbol)
+        name = data_filename(symbol, args.timeframe)
+        out = Path(name) if out is None else out / name if out.is_dir() else out
+        bar = ProgressBar(f"download {symbol}", "candles")
         candles = await fetch_history(client, kind, symbol, args.timeframe, args.days, bar)
         write_atomically(out, format_candles(candles))
     except DownloadError as exc:
-        bar.close()
+        if bar is not None:
+            bar.close()
         print(f"warden download: {kind} {symbol}: {exc}; no file written", file=sys.stderr)
-        return exit_codes.USAGE
+        network = isinstance(exc, NetworkDownloadError)
+        return exit_codes.REFUSED if network else exit_codes.USAGE
     except OSError as exc:
-        bar.close()
+        if bar is not None:
+            bar.close()
         print(f"warden download: cannot write {out}: {exc.strerror}", file=sys.stderr)
         return exit_codes.USAGE
     finally:

@@ -9,6 +9,7 @@ from bot import exit_codes
 from bot.commands.render import print_json
 from bot.context import Context, open_db
 from bot.services import Account, build_account
+from bot.symbols import SymbolError, resolve_symbol
 from storage.db import Database
 from trading.errors import ExchangeError
 from trading.executor import BadRequest, ExecResult, Outcome, RefusedError
@@ -16,14 +17,32 @@ from trading.lease import LeaseBusy, LeaseLost
 from trading.models import PositionSide
 
 
-def _confirm(ctx: Context, question: str) -> bool:
+def _confirm(ctx: Context, command: str, question: str) -> int | None:
+    """None when confirmed, else the exit code: 2 with no terminal to ask on, 1 declined."""
     if ctx.args.yes:
-        return True
+        return None
     if not sys.stdin.isatty():
-        print("warden: refusing without --yes: no terminal to confirm on", file=sys.stderr)
-        return False
-    answer = input(f"{question} [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+        print(
+            f"warden {command}: refusing without --yes: no terminal to confirm on; "
+            "nothing was sent",
+            file=sys.stderr,
+        )
+        return exit_codes.USAGE
+    if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return None
+    print(f"warden {command}: not confirmed; nothing was sent", file=sys.stderr)
+    return exit_codes.REFUSED
+
+
+async def _symbol(acct: Account, command: str, text: str) -> str | None:
+    """The listed symbol for a shorthand (btc, BTCUSDT), as Telegram reads it; None (after
+    saying why) when it names none or several."""
+    markets = await acct.exchange.markets()
+    try:
+        return resolve_symbol(text, markets)
+    except SymbolError as exc:
+        print(f"warden {command}: {exc}; nothing was sent", file=sys.stderr)
+        return None
 
 
 def _result_json(r: ExecResult) -> dict[str, Any]:
@@ -63,29 +82,33 @@ async def open_(ctx: Context) -> int:
     async with open_db(ctx) as db:
         acct = await _account(ctx, db)
         try:
+            symbol = await _symbol(acct, "open", args.symbol)
+            if symbol is None:
+                return exit_codes.USAGE
             try:
-                _, last = await acct.executor.check_open(args.symbol, side, args.size, args.stop)
+                _, last = await acct.executor.check_open(symbol, side, args.size, args.stop)
             except BadRequest as exc:
                 print(f"warden open: {exc}; nothing was sent", file=sys.stderr)
                 return exit_codes.USAGE
             except RefusedError as exc:
-                await acct.journal.record_refusal(acct.scope, args.symbol, "open", str(exc), "cli")
+                await acct.journal.record_refusal(acct.scope, symbol, "open", str(exc), "cli")
                 print(f"warden open: refused: {exc}; nothing was sent", file=sys.stderr)
                 return exit_codes.REFUSED
             question = (
-                f"open {side.value} {args.size} {args.symbol} on {acct.name} at about "
+                f"open {side.value} {args.size} {symbol} on {acct.name} at about "
                 f"{last} with stop {args.stop}?"
             )
-            if not _confirm(ctx, question):
-                return exit_codes.USAGE if not args.yes and not sys.stdin.isatty() else 1
+            declined = _confirm(ctx, "open", question)
+            if declined is not None:
+                return declined
             manager = ctx.lease_manager(db)
             try:
                 async with manager.hold(acct.scope, "cli open") as lease:
                     result = await acct.executor.open(
-                        lease, args.symbol, side, args.size, args.stop, "cli open"
+                        lease, symbol, side, args.size, args.stop, "cli open"
                     )
             except LeaseBusy as exc:
-                await acct.journal.record_refusal(acct.scope, args.symbol, "open", str(exc), "cli")
+                await acct.journal.record_refusal(acct.scope, symbol, "open", str(exc), "cli")
                 print(f"warden open: busy: {exc}", file=sys.stderr)
                 return exit_codes.BUSY
             except LeaseLost as exc:
@@ -106,22 +129,20 @@ async def close(ctx: Context) -> int:
     async with open_db(ctx) as db:
         acct = await _account(ctx, db)
         try:
-            markets = await acct.exchange.markets()
-            if target != "all" and target not in markets:
-                print(
-                    f"warden close: unknown symbol {target} (known: {', '.join(sorted(markets))}"
-                    "); nothing was sent",
-                    file=sys.stderr,
-                )
-                return exit_codes.USAGE
+            if target != "all":
+                found = await _symbol(acct, "close", target)
+                if found is None:
+                    return exit_codes.USAGE
+                target = found
             positions = [
                 p for p in await acct.exchange.positions() if target == "all" or p.symbol == target
             ]
             if not positions:
                 return _report(ctx, [ExecResult(Outcome.NOTHING, target, "no open position")])
             what = ", ".join(f"{p.side.value} {p.size} {p.symbol}" for p in positions)
-            if not _confirm(ctx, f"close {what} on {acct.name} at market?"):
-                return exit_codes.USAGE if not sys.stdin.isatty() else exit_codes.REFUSED
+            declined = _confirm(ctx, "close", f"close {what} on {acct.name} at market?")
+            if declined is not None:
+                return declined
             manager = ctx.lease_manager(db)
             try:
                 async with manager.hold(acct.scope, f"cli close {target}") as lease:

@@ -4,9 +4,9 @@ non-number gets one line saying what is wrong, plus the command's usage."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 
+from bot import symbols as symbols_
 from trading.models import PositionSide
 
 USAGE = {
@@ -58,28 +58,13 @@ def take_exchange(
     return rest, chosen
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "", text.upper())
-
-
 def resolve_symbol(command: str, text: str, symbols: Iterable[str]) -> str:
-    """A known symbol from what was typed: ``BTC/USDT:USDT``, ``btc`` or ``BTCUSDT``."""
-    known = sorted(set(symbols))
-    for s in known:
-        if s.upper() == text.upper():
-            return s
-    typed = _norm(text)
-    matches: list[str] = []
-    for s in known:
-        base, _, rest = s.partition("/")
-        quote, _, settle = rest.partition(":")
-        if typed in {_norm(base), _norm(base + quote), _norm(base + quote + settle)}:
-            matches.append(s)
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UsageError(command, f"{text} matches several symbols: {', '.join(matches)}")
-    raise UsageError(command, f"unknown symbol {text} (known: {', '.join(known) or 'none'})")
+    """A known symbol from what was typed: ``BTC/USDT:USDT``, ``btc`` or ``BTCUSDT`` (the same
+    parser as the CLI's, ``bot.symbols``)."""
+    try:
+        return symbols_.resolve_symbol(text, symbols)
+    except symbols_.SymbolError as exc:
+        raise UsageError(command, str(exc)) from None
 
 
 def positive_number(command: str, text: str, what: str) -> float:

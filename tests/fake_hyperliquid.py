@@ -129,6 +129,8 @@ class FakeHyperliquid:
         self.lose_next_order: str | None = None
         self.unknown_signer: str | None = None  # an API wallet the exchange does not know
         self.delay_seconds = 2.0
+        # reduce-only (non-trigger) orders find nothing to match: a close that cannot go through
+        self.refuse_closes = False
         self._limited: dict[str | None, int] = {}
         self._broken: dict[str | None, int] = {}
         self._runner: web.AppRunner | None = None
@@ -481,6 +483,8 @@ class FakeHyperliquid:
         tif = str(wire["t"]["limit"]["tif"])
         pos = self.positions[coin.name]
         crosses = px >= coin.mark if buy else px <= coin.mark
+        if ro and self.refuse_closes:
+            raise OrderError("Order could not immediately match against any resting orders.")
         if ro:
             if pos.szi == 0 or (pos.szi > 0) == buy:
                 raise OrderError("Reduce only order would increase position.")

@@ -208,8 +208,8 @@ async def test_a_mis_sized_stop_is_replaced_without_a_gap(rig: Rig) -> None:
 async def test_duplicate_stops_are_cut_to_exactly_one(rig: Rig) -> None:
     await rig.open(BTC, LONG, 0.001, BTC_STOP)
     [mine] = await rig.paper.open_stops()
-    await rig.paper.place_stop(BTC, SELL, 0.001, BTC_STOP, "extrastop1")
-    await rig.paper.place_stop(BTC, SELL, 0.001, 66_000.0, "extrastop2")
+    await rig.paper.place_stop(BTC, SELL, 0.001, BTC_STOP, "wdx1s901")
+    await rig.paper.place_stop(BTC, SELL, 0.001, 66_000.0, "wdx1s902")
     assert len(await rig.paper.open_stops()) == 3
 
     report = await rig.reconcile()

@@ -45,7 +45,19 @@ class Rejected(ExchangeError):
 
 
 class StopWouldTrigger(Rejected):
-    """The stop level is already passed (OKX 51278, Hyperliquid "Invalid TP/SL price")."""
+    """The stop level is already passed (OKX 51278/51280: the trigger is on the wrong side of
+    the last price, per OKX's error-code table)."""
+
+    # the answer itself says the level is passed; see UnclearStopRefusal for one that does not
+    certain = True
+
+
+class UnclearStopRefusal(StopWouldTrigger):
+    """A refusal that may mean "level passed" or something else: Hyperliquid's "Invalid TP/SL
+    price" also answers a limit on the wrong side of the trigger, and has answered every trigger
+    order of a coin during a venue incident. Only a fresh price beyond the level confirms it."""
+
+    certain = False
 
 
 class DuplicateClientId(Rejected):

@@ -36,6 +36,10 @@ class Outcome(StrEnum):
     EMERGENCY_CLOSED = "emergency_closed"  # filled, no live stop could be had, closed
     STOPPED_OUT = "stopped_out"  # filled, the stop went live and fired before the read-back
     UNRESOLVED = "unresolved"  # the entry's outcome is still unknown; nothing resent
+    # filled, but the exchange refused every stop as "would trigger" while the price had not
+    # reached the level: kept open (never closed at market on an unconfirmed refusal), a
+    # critical incident raised; the guardian retries and closes if the level is really passed
+    UNPROTECTED = "unprotected"
     CLOSED = "closed"
     NOTHING = "nothing"  # close: no position
     FAILED = "failed"
@@ -229,6 +233,22 @@ class Executor:
             result.detail = (
                 f"{side.value} {filled} at {fill}: the stop {stop} went live and fired while "
                 "being verified; the position was closed by its stop"
+            )
+            return result
+        if stop_res.outcome is StopOutcome.REFUSED:
+            result.outcome = Outcome.UNPROTECTED
+            result.detail = (
+                f"{side.value} {filled} at {fill} has NO stop: the exchange refused every "
+                f"placement at {stop} though the price has not reached it; not closed at market; "
+                "the running agent's guardian retries (start `warden run` if none runs)"
+            )
+            await self.journal.open_incident(
+                self.scope,
+                symbol,
+                "unprotected_position",
+                Attribution.EXECUTION,
+                f"{side.value} {filled}: " + "; ".join(stop_res.failures),
+                unprotected_since=filled_at,
             )
             return result
         position = Position(symbol, side, filled, fill or stop)

@@ -41,6 +41,7 @@ from trading.models import (
     StopState,
 )
 from trading.port import ExchangePort
+from trading.protection import classify, describe
 from trading.settings import StopPolicy
 from trading.stops import StopKeeper, StopOutcome, emergency_cost
 
@@ -81,6 +82,22 @@ class Guardian:
         self.scope = scope
         self.policy = policy
         self.wall_clock = wall_clock
+        self._noted: set[tuple[str, str]] = set()
+
+    def _note_trader_stop(self, s: StopOrder, what: str) -> None:
+        """Say once per stop and verdict (not every watchdog tick) what Warden makes of a stop
+        the trader set in the venue's UI."""
+        if (s.id, what) in self._noted:
+            return
+        self._noted.add((s.id, what))
+        event(
+            log,
+            "guardian.trader_stop",
+            symbol=s.symbol,
+            stop_id=s.id,
+            stop=describe(s),
+            verdict=what,
+        )
 
     async def reconcile(self, lease: LeaseGuard, symbols: set[str] | None = None) -> GuardReport:
         report = GuardReport()
@@ -110,6 +127,9 @@ class Guardian:
         await self._settle_fired(held, symbols, report)
         for s in stops:
             if s.symbol in held or (symbols is not None and s.symbol not in symbols):
+                continue
+            if not s.placed_by_warden:
+                self._note_trader_stop(s, "no position; left in place (Warden never cancels it)")
                 continue
             if await self._cancel(lease, s, report):
                 report.actions.append(f"{s.symbol}: canceled orphan stop {s.id} (no position)")
@@ -292,24 +312,32 @@ class Guardian:
                 entry=p.entry_price,
             )
             desired = None
-        good = [
-            s
-            for s in live
-            if s.side is p.side.exit_side
-            and s.reduce_only
-            and s.covers(p, market)
-            and p.side.stop_is_protective(s.trigger_price, last)
-        ]
-        if good:
+        prot = classify(p, live, market, last)
+        ours = [s for s in live if s.placed_by_warden]
+        for s, unfit in prot.theirs_unfit:
+            self._note_trader_stop(s, f"does not protect the position ({unfit}); left in place")
+        if prot.ours_fit:
+            good = prot.ours_fit
             keep = min(good, key=lambda s: abs(s.trigger_price - (desired or s.trigger_price)))
-            for s in live:
+            for s in ours:
                 if s is not keep and await self._cancel(lease, s, report):
                     report.actions.append(f"{p.symbol}: canceled extra stop {s.id}")
             await self._mark_live(p.symbol, keep)
             await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
             return True
+        if prot.theirs_fit:
+            # the trader's own stop protects the position (documented policy in
+            # trading/protection.py): no second stop; Warden's own unfit ones are removed
+            for s in ours:
+                if await self._cancel(lease, s, report):
+                    report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
+            self._note_trader_stop(prot.theirs_fit[0], "protects the position; Warden adds none")
+            await self.journal.resolve_incidents(
+                self.scope, p.symbol, "protected by the trader's own stop"
+            )
+            return True
 
-        why, attribution = await self._why_unprotected(p, live, market)
+        why, attribution = await self._why_unprotected(p, ours, market)
         if desired is None:
             sized = [s for s in live if s.side is p.side.exit_side]
             desired = (
@@ -339,9 +367,13 @@ class Guardian:
         result = await self.keeper.place_verified(lease, p.symbol, p.side, p.size, desired)
         if result.outcome is StopOutcome.VERIFIED:
             assert result.stop is not None
-            for s in live:
+            for s in ours:
                 if await self._cancel(lease, s, report):
                     report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
+            for s, unfit in prot.theirs_unfit:
+                report.actions.append(
+                    f"{p.symbol}: your own stop {s.id} ({describe(s)}) left in place: {unfit}"
+                )
             await self.journal.resolve_incidents(
                 self.scope, p.symbol, f"stop re-placed and verified live at {desired}"
             )
@@ -356,12 +388,21 @@ class Guardian:
             )
             report.actions.append(f"{p.symbol}: placed stop at {desired} fired at once ({why})")
             return False
+        if result.outcome is StopOutcome.REFUSED:
+            # refused as "would trigger" with the level not passed (a fresh price says so):
+            # the incident stays open and is re-raised; the next run retries, and closes at
+            # market only once the price really is beyond the level
+            report.errors.append(
+                f"{p.symbol}: NO live stop: the exchange refused every placement at {desired} "
+                f"though the price ({last}) has not reached it; retrying, not closing"
+            )
+            return False
         reason = (
             "stop level already passed"
             if result.outcome is StopOutcome.LEVEL_PASSED
             else "no live stop after " + "; ".join(result.failures)
         )
-        for s in live:
+        for s in ours:
             await self._cancel(lease, s, report)
         res = await self.keeper.emergency_close(
             lease, p, self.scope, f"{why}; {reason}", desired, attribution, since
@@ -442,7 +483,17 @@ class Guardian:
             return f"stop {rec.client_id} was canceled outside Warden", Attribution.EXTERNAL
         if seen.state is StopState.TRIGGERED:
             await self.journal.update_stop(rec.id, StopStatus.TRIGGERED, exchange_state=seen.state)
-            return f"stop {rec.client_id} triggered but a position remains", Attribution.EXTERNAL
+            # e.g. a Hyperliquid trigger whose limit rests unfilled after a gap: triggered is not
+            # closed, and the position left behind has no stop
+            return (
+                f"stop {rec.client_id} triggered but the position remains (its order did not "
+                "close it)",
+                Attribution.EXTERNAL,
+            )
+        if seen.state is StopState.PAUSED:
+            return f"stop {rec.client_id} is paused on the exchange (not in effect)", (
+                Attribution.EXTERNAL
+            )
         return (
             f"stop {rec.client_id} is {seen.state.value} but not listed live",
             Attribution.EXECUTION,

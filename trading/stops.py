@@ -35,6 +35,9 @@ class StopOutcome(StrEnum):
     # read back already triggered: it was live and the market reached it during the wait, so
     # the position was closed (or reduced) by its own stop; nothing is left to protect or close
     TRIGGERED = "triggered"
+    # every attempt was refused as "would trigger at once" while a fresh price showed the level
+    # NOT passed: a refused placement to retry and alert on, never a reason to close at market
+    REFUSED = "refused"
 
 
 @dataclass
@@ -79,6 +82,7 @@ class StopKeeper:
     ) -> StopResult:
         result = StopResult(StopOutcome.UNVERIFIED)
         started: float | None = None
+        refused_unconfirmed = 0
         for attempt in range(1, self.policy.verify_attempts + 1):
             result.attempts = attempt
             last = await self.last_price(symbol)
@@ -96,11 +100,41 @@ class StopKeeper:
                     symbol, side.exit_side, size, trigger, record.client_id
                 )
             except StopWouldTrigger as exc:
+                # Hyperliquid answers "Invalid TP/SL price" for a limit on the wrong side of the
+                # trigger too, and did for every trigger order of a coin during an incident
+                # (issue 12): only a fresh price beyond the level makes it "passed"
+                fresh = None if exc.certain else await self._fresh_price(symbol)
+                passed = exc.certain or (
+                    fresh is not None and not side.stop_is_protective(trigger, fresh)
+                )
+                if not passed:
+                    await self.journal.update_stop(
+                        record.id, StopStatus.REJECTED, api_answer=str(exc)
+                    )
+                    seen = "unreadable" if fresh is None else f"{fresh}, not beyond it"
+                    result.failures.append(
+                        f"attempt {attempt}: refused as 'would trigger at once' ({exc}) but the "
+                        f"price is {seen}"
+                    )
+                    refused_unconfirmed += 1
+                    event(
+                        log,
+                        "stop.refused_level_not_passed",
+                        logging.ERROR,
+                        symbol=symbol,
+                        attempt=attempt,
+                        trigger=trigger,
+                        price=fresh,
+                        error=str(exc),
+                    )
+                    await self.sleep(self.policy.verify_delay)
+                    continue
                 await self.journal.update_stop(
                     record.id, StopStatus.WOULD_TRIGGER, api_answer=str(exc)
                 )
                 result.outcome = StopOutcome.LEVEL_PASSED
-                result.failures.append(f"stop refused, level already passed: {exc}")
+                seen = "" if fresh is None else f" (price {fresh})"
+                result.failures.append(f"stop refused, level already passed{seen}: {exc}")
                 return result
             except DuplicateClientId as exc:
                 # OKX 51016: a stop with this client id is already there (a retried request);
@@ -199,7 +233,16 @@ class StopKeeper:
                 exchange_state=state,
                 fail_code=fail_code,
             )
+        if refused_unconfirmed == result.attempts:
+            result.outcome = StopOutcome.REFUSED
         return result
+
+    async def _fresh_price(self, symbol: str) -> float | None:
+        try:
+            return await self.last_price(symbol)
+        except ExchangeError as exc:
+            event(log, "stop.price_unreadable", logging.WARNING, symbol=symbol, error=str(exc))
+            return None
 
     async def _read_back(self, symbol: str, ack: StopAck) -> StopOrder | None:
         try:

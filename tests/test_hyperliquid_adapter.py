@@ -40,6 +40,7 @@ from trading.errors import (
     RateLimited,
     Rejected,
     StopWouldTrigger,
+    UnclearStopRefusal,
     UnknownOutcome,
 )
 from trading.models import OrderSide, OrderStatus, PositionSide, StopState
@@ -593,7 +594,7 @@ async def test_errors_never_carry_the_private_key(venue: Venue) -> None:
             await call()
         except (RateLimited, Rejected) as exc:
             failures.append(exc)
-    assert [type(e) for e in failures] == [RateLimited, Rejected, StopWouldTrigger, Rejected]
+    assert [type(e) for e in failures] == [RateLimited, Rejected, UnclearStopRefusal, Rejected]
     for failure in failures:
         assert PRIVATE_KEY[2:] not in f"{failure} {failure!r}"
 

@@ -9,6 +9,15 @@
 - Stops: reduce-only trigger orders ``{isMarket: true, triggerPx, tpsl: 'sl'}``. The placement
   reply may be the bare string ``waitingForTrigger`` with no order id; the stop is then read
   back by its cloid. Every status maps to a StopState (``hyperliquid_parse.stop_state``).
+  Stops trigger on the MARK price and then work as a limit order; the venue's own market
+  TP/SL allow 10% of slippage ("My TP/SL did not execute correctly",
+  https://hyperliquid.gitbook.io/hyperliquid-docs/support/faq/trade-outcome-looks-incorrect/my-tp-sl-did-not-execute-correctly),
+  so a stop's limit sits ``stop_slippage_percent`` (default 10) beyond its trigger, on the
+  side that lets it fill, checked before sending. A stop that fired but whose limit rests
+  unfilled (a gap) is TRIGGERED, never LIVE: the position it was for is unprotected.
+- Leverage and margin mode are set per coin with one ``updateLeverage`` action (``isCross``,
+  ``leverage``) before the first entry on each coin in this process; if that fails the entry
+  is refused unsent.
 - ccxt, left at its defaults, approves a builder fee and sets a referrer on the user's account
   before its first write. Both are switched off here (``_switch_off_grants``): the agent never
   grants a third party anything.
@@ -32,12 +41,13 @@ from trading.adapters.hyperliquid_parse import (
     Found,
     Malformed,
     Raw,
+    active_leverage,
     as_dict,
     as_list,
     ended_stops,
     exchange_reason,
     fill_summary,
-    is_stop,
+    live_stops,
     mark_prices,
     num,
     open_orders,
@@ -48,6 +58,7 @@ from trading.adapters.hyperliquid_parse import (
     parse_order_status,
     parse_positions,
     parse_stop,
+    position_leverage,
     positive,
     text,
     to_cloid,
@@ -59,7 +70,7 @@ from trading.errors import (
     InsufficientFunds,
     NetworkError,
     Rejected,
-    StopWouldTrigger,
+    UnclearStopRefusal,
     UnknownOutcome,
 )
 from trading.logfmt import event
@@ -67,6 +78,7 @@ from trading.models import (
     Balance,
     Candle,
     Fill,
+    LeverageSetting,
     Market,
     Order,
     OrderSide,
@@ -131,7 +143,7 @@ def port_error(exc: Exception, *, write: bool, client_id: str | None = None) -> 
         raise exc
     reason = _KEYLIKE.sub("0x…", exchange_reason(str(exc)))
     if INVALID_TPSL in reason:
-        return StopWouldTrigger(reason)
+        return UnclearStopRefusal(reason)
     if reason.startswith("User or API Wallet"):
         return AuthError(f"hyperliquid does not know this wallet: {reason}")
     err = translate(exc, write=write, client_id=client_id)
@@ -183,6 +195,12 @@ class HyperliquidExchange:
             raise AuthError("the Hyperliquid API wallet private key is not 32 bytes of hex")
         if not 0 < slippage_percent < 100:
             raise ValueError(f"slippage_percent {slippage_percent} is not in (0, 100)")
+        if not 0 < stop_slippage_percent < 100:
+            raise ValueError(f"stop_slippage_percent {stop_slippage_percent} is not in (0, 100)")
+        if margin_mode not in ("cross", "isolated"):
+            raise ValueError(f"margin_mode {margin_mode!r} is neither 'cross' nor 'isolated'")
+        if leverage is not None and (isinstance(leverage, bool) or leverage < 1):
+            raise ValueError(f"leverage {leverage!r} is not a whole number of at least 1")
         import ccxt.async_support as ccxt_async  # here, so paper mode never imports ccxt
 
         settings: dict[str, object] = {"timeout": timeout_ms, "enableRateLimit": enable_rate_limit}
@@ -207,6 +225,7 @@ class HyperliquidExchange:
         self._markets: dict[str, Market] | None = None
         self._coins: dict[str, str] = {}  # coin -> symbol
         self._symbols: dict[str, str] = {}  # symbol -> coin
+        self._levered: set[str] = set()  # coins whose leverage this process has set
 
     def __repr__(self) -> str:
         return f"HyperliquidExchange(name={self.name!r}, account={self.account!r})"
@@ -273,7 +292,11 @@ class HyperliquidExchange:
             return [parse_candle(r) for r in as_list(rows, "candleSnapshot")]
 
     async def ticker(self, symbol: str) -> Ticker:
-        """The mark price: what Hyperliquid's stops trigger on."""
+        """The MARK price (``metaAndAssetCtxs`` ``markPx``) as ``last``, not the mid or the last
+        trade: TP/SL "are triggered by mark price" (Hyperliquid docs, "My TP/SL did not execute
+        correctly"), so the domain's checks of a stop against the price (is the level already
+        passed? is the stop on the protective side?) read what the venue's trigger reads.
+        Market orders are bounded from the book's mid (``allMids``) instead, see ``_mid``."""
         coin = await self._coin(symbol)
         payload = await self._info({"type": "metaAndAssetCtxs"})
         with _parsing():
@@ -323,6 +346,8 @@ class HyperliquidExchange:
         """An IOC limit at the mid price +/- the slippage bound. Nothing is sent when the
         market or its mid price cannot be read (Rejected: the exchange never saw it)."""
         self._can_write()
+        if not reduce_only:
+            await self._ensure_leverage(symbol)
         try:
             coin = await self._coin(symbol)
             mid = await retry.read(lambda: self._mid(coin))
@@ -428,13 +453,50 @@ class HyperliquidExchange:
         await self._cancel(symbol, order_id)
 
     # -- stops -------------------------------------------------------------------------------
+    def _stop_wire(
+        self,
+        symbol: str,
+        side: OrderSide,
+        size: float,
+        trigger_price: float,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The order object ccxt will send for this stop, checked before anything is sent: a
+        reduce-only ``sl`` trigger whose limit lies beyond the trigger on the side that lets it
+        fill (a sell's below, a buy's above). A limit on the wrong side is refused by the venue
+        as "Invalid TP/SL price", which the domain reads as a level already passed."""
+        # create_orders_request hands amount and price on as strings (ccxt's safe_string)
+        amount, price = (self.client.safe_string({"v": v}, "v") for v in (size, trigger_price))
+        wire: dict[str, Any] = self.client.create_order_request(
+            symbol, "market", side.value, amount, price, params
+        )
+        trigger = wire["t"]["trigger"]
+        limit, at = float(wire["p"]), float(trigger["triggerPx"])
+        right_side = limit < at if side is OrderSide.SELL else limit > at
+        if not (right_side and wire["r"] is True and trigger["tpsl"] == "sl"):
+            raise Rejected(
+                f"not sent: stop {params['clientOrderId']} for {symbol} would have its limit "
+                f"{wire['p']} on the wrong side of its trigger {trigger['triggerPx']}"
+            )
+        return wire
+
     async def place_stop(
         self, symbol: str, side: OrderSide, size: float, trigger_price: float, client_id: str
     ) -> StopAck:
         self._can_write()
         await self._coin(symbol)
         cloid = to_cloid(client_id)
-        params = {"stopLossPrice": trigger_price, "reduceOnly": True, "clientOrderId": cloid}
+        params: dict[str, Any] = {
+            "stopLossPrice": trigger_price,
+            "reduceOnly": True,
+            "clientOrderId": cloid,
+            # the limit the triggered stop works at: trigger -/+ this fraction
+            "slippage": str(self.stop_slippage_percent / 100),
+        }
+        try:
+            self._stop_wire(symbol, side, size, trigger_price, params)
+        except _MALFORMED as exc:
+            raise Rejected(f"not sent: stop {client_id} for {symbol}: {exc}") from None
         created = await self._write(
             lambda: self.client.create_order(
                 symbol, "market", side.value, size, trigger_price, params
@@ -459,18 +521,20 @@ class HyperliquidExchange:
         if found is None:
             return None
         sym = self._symbol_of(found.order.get("coin")) or symbol
+        # a live status on a record that is no longer a pending trigger is the stop's limit
+        # resting on the book after it fired: TRIGGERED, not protection
+        fired = not found.order.get("isTrigger")
         with _parsing():
-            return parse_stop(found.order, found.status, found.status_ts, sym)
+            return parse_stop(found.order, found.status, found.status_ts, sym, triggered=fired)
 
     async def open_stops(self, symbol: str | None = None) -> list[StopOrder]:
+        """Stops waiting for their trigger, Warden's and the trader's (set in Hyperliquid's UI:
+        a position TP/SL reads ``whole_position``, a sized one without a cloid reads
+        ``placed_by_warden`` False)."""
         await self.markets()
-        orders = await self._frontend_orders()
+        payload = await self._info({"type": "frontendOpenOrders", "user": self._user()})
         with _parsing():
-            return [
-                parse_stop(o, "open", None, sym)
-                for o in orders
-                if is_stop(o) and (sym := self._wanted(o.get("coin"), symbol))
-            ]
+            return live_stops(payload, lambda coin: self._wanted(coin, symbol))
 
     async def cancel_stop(self, symbol: str, stop_id: str) -> None:
         await self._cancel(symbol, stop_id)
@@ -502,6 +566,45 @@ class HyperliquidExchange:
         with _parsing():
             found = parse_fills(payload, history, lambda coin: self._wanted(coin, symbol))
         return [f for f in found if since is None or f.ts >= since]
+
+    # -- leverage ----------------------------------------------------------------------------
+    async def _ensure_leverage(self, symbol: str) -> None:
+        """Leverage and margin mode for the coin, once per coin per process, before its first
+        entry: one ``updateLeverage`` action ``{asset, isCross, leverage}`` (ccxt's
+        setMarginMode, as recorded in ccxt's request fixtures). A failure refuses the entry
+        unsent (Rejected): the order itself never left."""
+        if self.leverage is None:
+            return
+        coin = await self._coin(symbol)
+        if coin in self._levered:
+            return
+        leverage, mode = self.leverage, self.margin_mode
+        try:
+            await self._write(
+                lambda: self.client.set_margin_mode(mode, symbol, {"leverage": leverage}), None
+            )
+        except ExchangeError as exc:
+            raise Rejected(
+                f"{symbol}: entry not sent, leverage {leverage} ({mode}) could not be set: {exc}",
+                getattr(exc, "code", None),
+            ) from None
+        self._levered.add(coin)
+        event(log, "hyperliquid.leverage", symbol=symbol, leverage=leverage, margin_mode=mode)
+
+    async def leverage_setting(self, symbol: str) -> LeverageSetting:
+        """The coin's leverage and margin mode as the exchange has them now (read only): the
+        open position's (clearinghouseState), else the account's setting for the coin
+        (activeAssetData, Hyperliquid docs, info endpoint, perpetuals, "Retrieve user's active
+        asset data")."""
+        coin = await self._coin(symbol)
+        state = await self._state()
+        with _parsing():
+            held = position_leverage(state, coin, symbol)
+        if held is not None:
+            return held
+        payload = await self._info({"type": "activeAssetData", "user": self._user(), "coin": coin})
+        with _parsing():
+            return active_leverage(payload, coin, symbol)
 
     async def close(self) -> None:
         await self.client.close()

@@ -18,6 +18,7 @@ from typing import Any
 from trading.models import (
     Candle,
     Fill,
+    LeverageSetting,
     Market,
     Order,
     OrderSide,
@@ -196,30 +197,66 @@ def as_dict(payload: object, what: str) -> Raw:
 
 # -- orders and stops ------------------------------------------------------------------------
 def is_stop(order: Raw) -> bool:
-    """A trigger order that is a stop (``tpsl: 'sl'``), not a take-profit."""
-    if not order.get("isTrigger"):
-        return False
+    """A stop-loss record (``tpsl: 'sl'``), not a take-profit: a pending trigger order, or one
+    that already triggered and now rests on the book as a limit (whose record may no longer
+    say ``isTrigger``, but keeps its ``orderType`` "Stop Market"/"Stop Limit")."""
     kind = str(order.get("orderType") or "").lower()
-    return "take profit" not in kind
+    if "take profit" in kind:
+        return False
+    return bool(order.get("isTrigger")) or kind.startswith("stop") or already_triggered(order)
 
 
-def parse_stop(order: Raw, status: str, status_ts: object, symbol: str) -> StopOrder:
+def already_triggered(order: Raw) -> bool:
+    """The record says its trigger has fired (``triggerCondition: "Triggered"``), whatever its
+    status: what rests now is the stop's limit order, which protects nothing after a gap."""
+    return str(order.get("triggerCondition") or "").strip().lower() == "triggered"
+
+
+def _stop_client_id(cloid: object) -> str | None:
+    """Warden's client id when the cloid packs one; else the cloid itself (an order placed by
+    another program), or None (an order set in Hyperliquid's UI carries no cloid)."""
+    mine = from_cloid(cloid)
+    if mine is not None:
+        return mine
+    return cloid if isinstance(cloid, str) and cloid else None
+
+
+def parse_stop(
+    order: Raw, status: str, status_ts: object, symbol: str, *, triggered: bool = False
+) -> StopOrder:
+    """One stop record. ``triggered``: the caller knows the trigger already fired (the order's
+    history has a ``triggered`` entry); a live-looking status is then TRIGGERED, never LIVE.
+
+    A position TP/SL (set from the position in Hyperliquid's UI) has ``isPositionTpsl: true``
+    and size "0.0": it closes the whole position whatever its size when it fires
+    (https://hyperliquid.gitbook.io/hyperliquid-docs/trading/take-profit-and-stop-loss-orders-tp-sl,
+    "TP/SL associated with a position")."""
     state, fail_code = stop_state(status)
-    size = positive(order, "origSz") if order.get("origSz") is not None else positive(order, "sz")
+    if state is StopState.LIVE and (triggered or already_triggered(order)):
+        state = StopState.TRIGGERED
+    whole = bool(order.get("isPositionTpsl"))
+    if whole:
+        size = 0.0
+    else:
+        size = (
+            positive(order, "origSz") if order.get("origSz") is not None else positive(order, "sz")
+        )
     created = _seconds(order.get("timestamp"))
     updated = _seconds(status_ts) or created
     return StopOrder(
         symbol=symbol,
         id=text(order, "oid"),
-        client_id=from_cloid(order.get("cloid")),
+        client_id=_stop_client_id(order.get("cloid")),
         side=_side(order),
         size=size,
         trigger_price=positive(order, "triggerPx"),
         state=state,
-        reduce_only=bool(order.get("reduceOnly", False)),
+        # a position TP/SL can only close: the venue makes it reduce-only whatever it reports
+        reduce_only=whole or bool(order.get("reduceOnly", False)),
         fail_code=fail_code,
         created_at=created,
         updated_at=updated,
+        whole_position=whole,
     )
 
 
@@ -325,6 +362,37 @@ def parse_positions(state: Raw, symbol_of: SymbolOf) -> list[Position]:
     return out
 
 
+_MARGIN_MODES = ("cross", "isolated")
+
+
+def parse_leverage(raw: object, symbol: str) -> LeverageSetting:
+    """A ``leverage`` object, ``{"type": "cross"|"isolated", "value": n}`` (``rawUsd`` too when
+    isolated), as clearinghouseState's positions and activeAssetData both carry it
+    (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals)."""
+    lev = as_dict(raw, "leverage")
+    mode = text(lev, "type")
+    if mode not in _MARGIN_MODES:
+        raise Malformed(f"leverage type {mode!r} is neither cross nor isolated")
+    return LeverageSetting(symbol, positive(lev, "value"), mode)
+
+
+def position_leverage(state: Raw, coin: str, symbol: str) -> LeverageSetting | None:
+    """The leverage of the open position in ``coin`` (clearinghouseState), None without one."""
+    for item in as_list(state.get("assetPositions"), "clearinghouseState.assetPositions"):
+        p = as_dict(as_dict(item, "assetPosition").get("position"), "assetPosition.position")
+        if text(p, "coin") == coin and num(p, "szi") != 0:
+            return parse_leverage(p.get("leverage"), symbol)
+    return None
+
+
+def active_leverage(payload: object, coin: str, symbol: str) -> LeverageSetting:
+    """activeAssetData: the leverage in force for ``coin``, with or without a position."""
+    data = as_dict(payload, "activeAssetData")
+    if data.get("coin") is not None and text(data, "coin") != coin:
+        raise Malformed(f"activeAssetData answered for {data.get('coin')!r}, not {coin!r}")
+    return parse_leverage(data.get("leverage"), symbol)
+
+
 def mark_prices(meta_and_ctxs: object) -> dict[str, float]:
     """coin -> mark price from ``metaAndAssetCtxs`` (``[meta, [assetCtx, ...]]``)."""
     pair = as_list(meta_and_ctxs, "metaAndAssetCtxs")
@@ -418,16 +486,48 @@ def open_orders(payload: object) -> list[Raw]:
     return [as_dict(o, "open order") for o in as_list(payload, "frontendOpenOrders")]
 
 
+def triggered_oids(history: object) -> set[str]:
+    """The order ids whose trigger fired, from every status ``historicalOrders`` lists."""
+    out: set[str] = set()
+    for entry in as_list(history, "historicalOrders"):
+        e = as_dict(entry, "historicalOrders entry")
+        order = as_dict(e.get("order"), "historicalOrders order")
+        if text(e, "status") == "triggered" or already_triggered(order):
+            out.add(text(order, "oid"))
+    return out
+
+
+def live_stops(payload: object, wanted: SymbolOf) -> list[StopOrder]:
+    """The stops in ``frontendOpenOrders`` still waiting for their trigger. A stop that fired
+    and whose limit rests unfilled (a gap through its limit) is listed there too, but it no
+    longer protects anything: it is left out, so the position reads as unprotected."""
+    return [
+        parse_stop(o, "open", None, sym)
+        for o in open_orders(payload)
+        if is_stop(o)
+        and o.get("isTrigger")
+        and not already_triggered(o)
+        and (sym := wanted(o.get("coin")))
+    ]
+
+
 def ended_stops(payload: object, wanted: SymbolOf) -> list[StopOrder]:
-    """The stops in ``historicalOrders`` that ended (any state but live), oldest first."""
-    ended = [
-        parse_stop(order, status, e.get("statusTimestamp"), sym)
+    """The stops in ``historicalOrders`` that are no longer live, oldest first: ended
+    (triggered, canceled, rejected) or triggered and resting as a limit (TRIGGERED: a later
+    ``open`` entry for the same order is its limit on the book, not a live stop)."""
+    fired = triggered_oids(payload)
+    found = [
+        parse_stop(order, text(e, "status"), e.get("statusTimestamp"), sym, triggered=oid in fired)
         for e in latest_by_oid(as_list(payload, "historicalOrders"))
         if is_stop(order := as_dict(e["order"], "order"))
-        and stop_state(status := text(e, "status"))[0] is not StopState.LIVE
         and (sym := wanted(order.get("coin")))
+        and ((oid := text(order, "oid")) in fired or not _live_status(text(e, "status")))
     ]
-    return sorted(ended, key=lambda s: s.updated_at)
+    return sorted(found, key=lambda s: s.updated_at)
+
+
+def _live_status(status: str) -> bool:
+    return stop_state(status)[0] is StopState.LIVE
 
 
 def parse_fills(fills: object, history: object, wanted: SymbolOf) -> list[Fill]:

@@ -21,6 +21,19 @@ from trading.errors import ExchangeError
 Handler = Callable[[Context], Coroutine[Any, Any, int]]
 
 
+SYMBOL_HELP = "BTC/USDT:USDT, or as in Telegram: btc, BTCUSDT"
+
+
+def _version() -> str:
+    """The installed distribution's version (what pip installed), not a copy in the code."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("warden")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def positive_number(text: str) -> float:
     try:
         value = float(text)
@@ -86,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 findings or refused by a safety guard, "
         "2 usage or configuration error, 75 execution lease held by someone else",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_: str, handler: Handler, **kw: bool) -> argparse.ArgumentParser:
@@ -111,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         exchange=True,
         json_flag=True,
     )
-    p.add_argument("symbol", metavar="SYMBOL", help="unified symbol, e.g. BTC/USDT:USDT")
+    p.add_argument("symbol", metavar="SYMBOL", help=SYMBOL_HELP)
     p.add_argument("side", choices=["long", "short"])
     p.add_argument("--size", type=positive_number, required=True, help="size in base currency")
     p.add_argument("--stop", type=positive_number, required=True, help="stop-loss trigger price")
@@ -124,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         exchange=True,
         json_flag=True,
     )
-    p.add_argument("target", metavar="SYMBOL|all")
+    p.add_argument("target", metavar="SYMBOL|all", help=SYMBOL_HELP + ", or all")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     add(
@@ -223,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch real candle history (public endpoint, no keys) into a replay CSV file",
         _lazy("download"),
     )
-    p.add_argument("symbol", metavar="SYMBOL", help="unified swap symbol, e.g. BTC/USDT:USDT")
+    p.add_argument("symbol", metavar="SYMBOL", help="swap symbol: " + SYMBOL_HELP)
     p.add_argument(
         "--exchange",
         required=True,
@@ -261,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         json_flag=True,
     )
     p.add_argument("path", metavar="PATH", help="file to write, or a folder (warden-<time>.db)")
+    p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
     p = add(
         "restore",
         "replace the database with a backup (refused while an agent or lease holder uses it)",

@@ -1,10 +1,12 @@
 """`warden backup PATH` and `warden restore PATH [--yes]` (the work is in ``storage/backup.py``).
 
 backup: safe while the agent runs (SQLite's online backup, one consistent snapshot); exit 0, or
-2 when there is no database or the destination folder is missing.
-restore: exit 0 restored; 2 the source is not a usable Warden database (nothing changed) or no
-confirmation; 1 declined at the prompt; 75 an agent, a lease holder or another process is using
-the database (nothing changed).
+2 when there is no database, the destination folder is missing, or the file exists and
+``--force`` was not given (an old backup is never replaced by accident).
+restore: exit 0 restored; 2 the source is not a usable Warden database, or is a folder (the
+newest backup in it is named, never picked silently), or no confirmation (nothing changed);
+1 declined at the prompt; 75 an agent, a lease holder or another process is using the database
+(nothing changed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ def _db_path(ctx: Context) -> Path:
 
 
 async def backup(ctx: Context) -> int:
-    result = store.backup(_db_path(ctx), Path(ctx.args.path))
+    db_path, dest = _db_path(ctx), Path(ctx.args.path)
+    itself = dest.exists() and dest.resolve() == db_path.resolve()  # refused below, as such
+    if dest.exists() and not dest.is_dir() and not itself and not ctx.args.force:
+        print(
+            f"warden backup: {dest} exists: not overwritten (--force replaces it, or give a "
+            "folder for a new timestamped file)",
+            file=sys.stderr,
+        )
+        return exit_codes.USAGE
+    result = store.backup(db_path, dest)
     if ctx.args.json:
         print_json(
             {
@@ -53,9 +64,23 @@ def _confirmed(question: str) -> bool | None:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+def newest_backup(folder: Path) -> Path | None:
+    """The newest ``*.db`` file in ``folder`` (what `warden backup FOLDER` writes), by mtime."""
+    files = [p for p in folder.glob("*.db") if p.is_file()]
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
+
+
 async def restore(ctx: Context) -> int:
     db_path = _db_path(ctx)
     source = Path(ctx.args.path)
+    if source.is_dir():
+        newest = newest_backup(source)
+        hint = f"newest here: {newest}" if newest else "there is no .db file in it"
+        print(
+            f"warden restore: {source} is a folder: restore needs a backup file ({hint})",
+            file=sys.stderr,
+        )
+        return exit_codes.USAGE
     info = store.inspect(source)  # refuse a bad source before asking anything
     if not ctx.args.yes:
         answer = _confirmed(
@@ -66,7 +91,7 @@ async def restore(ctx: Context) -> int:
             print("warden: refusing without --yes: no terminal to confirm on", file=sys.stderr)
             return exit_codes.USAGE
         if not answer:
-            print("warden: not restored", file=sys.stderr)
+            print("warden: not confirmed; nothing was restored", file=sys.stderr)
             return exit_codes.REFUSED
     try:
         result = store.restore(source, db_path)

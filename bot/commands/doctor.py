@@ -95,6 +95,17 @@ async def _checks(ctx: Context) -> list[Check]:
                     "TELEGRAM_BOT_TOKEN is set but TELEGRAM_ALLOWED_USER_IDS is empty",
                 )
             )
+    elif "telegram" in ctx.config.model_fields_set:
+        # a [telegram] table (what `warden init --telegram` writes) says Telegram is wanted: an
+        # empty token would leave every alert in a terminal nobody reads
+        checks.append(
+            Check(
+                "telegram",
+                "fail",
+                "[telegram] is configured but TELEGRAM_BOT_TOKEN is empty: put the token from "
+                "@BotFather in .env (or remove the [telegram] table)",
+            )
+        )
     else:
         checks.append(Check("telegram", "warn", "no TELEGRAM_BOT_TOKEN: alerts go to the terminal"))
     path = ctx.config.storage.path

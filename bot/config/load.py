@@ -1,18 +1,23 @@
 """Find, read and validate the configuration file.
 
 Resolution order: ``--config PATH``, then ``$WARDEN_CONFIG``, then ``./warden.toml``, then the
-built-in defaults (paper exchange). ``$WARDEN_DB`` overrides ``[storage] path``.
+built-in defaults (paper exchange). ``$WARDEN_DB`` overrides ``[storage] path``; a relative
+``[storage] path`` is resolved from the config file's folder (``$WARDEN_DB`` and the demo's
+from the working folder).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.config.demo import DEMO
 from bot.config.errors import ConfigError
@@ -45,8 +50,15 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    db_path = config.storage.path
     if env.get("WARDEN_DB"):
-        storage = config.storage.model_copy(update={"path": env["WARDEN_DB"]})
+        db_path = env["WARDEN_DB"]  # as given: relative to the working folder, like any argument
+    elif path is not None and db_path != ":memory:" and not Path(db_path).is_absolute():
+        # a config file names its database relative to itself, so `warden --config
+        # live/warden.toml status` reads live/warden.db whatever the working folder
+        db_path = os.path.abspath(path.parent / db_path)
+    if db_path != config.storage.path:
+        storage = config.storage.model_copy(update={"path": db_path})
         config = config.model_copy(update={"storage": storage})
     return config
 
@@ -69,6 +81,54 @@ def _read_toml(path: Path) -> dict[str, Any]:
 _KINDS = ("paper", "okx", "hyperliquid")
 
 
+def _expand(tp: Any) -> list[Any]:
+    """The concrete types behind ``Annotated``, ``X | None`` and unions."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _expand(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(tp) if a is not type(None) for t in _expand(a)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _tagged(model: type[BaseModel], tag: int | str) -> bool:
+    kind = model.model_fields.get("kind")
+    return kind is not None and tag in typing.get_args(kind.annotation)
+
+
+def _models_at(loc: tuple[int | str, ...]) -> list[type[BaseModel]]:
+    """The config tables a location points into, following the schema (dict keys, list
+    indexes and the exchange ``kind`` tag pydantic puts in the location)."""
+    current: list[Any] = [Config]
+    for item in loc:
+        following: list[Any] = []
+        for tp in (t for c in current for t in _expand(c)):
+            origin = typing.get_origin(tp)
+            if _is_model(tp) and isinstance(item, str) and item in tp.model_fields:
+                following.append(tp.model_fields[item].annotation)
+            elif _is_model(tp) and _tagged(tp, item):
+                following.append(tp)
+            elif origin is dict:
+                following.append(typing.get_args(tp)[1])
+            elif origin is list and isinstance(item, int):
+                following.append(typing.get_args(tp)[0])
+        current = following
+    return [t for c in current for t in _expand(c) if _is_model(t)]
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean max_leverage?)`` for a misspelt key, from the keys of its table."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    known = sorted({k for m in _models_at(loc[:-1]) for k in m.model_fields})
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for i, item in enumerate(loc):
@@ -88,7 +148,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         key = _key_path(tuple(err["loc"]))
         etype = err["type"]
         if etype == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(tuple(err["loc"]))
         elif etype == "missing":
             msg = "required key is missing"
         elif etype == "union_tag_not_found":

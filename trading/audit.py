@@ -7,6 +7,7 @@ stop placement, noticing a position twice the intended size) is what this does e
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -16,6 +17,7 @@ from trading import retry
 from trading.journal import Intent, IntentKind, IntentStatus, Journal
 from trading.models import Market, Position, PositionSide, StopOrder, StopState
 from trading.port import ExchangePort
+from trading.protection import classify, describe
 
 
 class Kind(StrEnum):
@@ -29,12 +31,32 @@ class Kind(StrEnum):
     UNRESOLVED_ORDER = "unresolved_order"
     STALE_LEASE = "stale_lease"
     LEASE_REFUSAL = "lease_refusal"
+    TRADER_STOP = "trader_stop"  # a stop the trader set in the venue's UI (info)
 
 
 class Level(StrEnum):
     CRITICAL = "critical"
     WARNING = "warning"
     INFO = "info"  # evidence, not a problem: does not fail the audit
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A failed stop placement's history: when the exchange failed it, when the position was
+    protected again (a later stop on the same side read back live, or the position closed)."""
+
+    failed_at: float
+    repaired_at: float | None  # None: never repaired
+    unprotected_seconds: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "failed_at": _iso(self.failed_at),
+            "repaired_at": _iso(self.repaired_at),
+            "unprotected_seconds": None
+            if self.unprotected_seconds is None
+            else round(self.unprotected_seconds, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -45,11 +67,26 @@ class Finding:
     symbol: str
     detail: str
     action: str
+    repair: Repair | None = None  # failed_stop_placement only
+
+    @property
+    def needs_action(self) -> bool:
+        """Informational findings (history already repaired, evidence the lease worked) do
+        not fail the audit; every other one needs the owner now."""
+        return self.severity is not Level.INFO
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["repair"]
         d["kind"], d["severity"] = self.kind.value, self.severity.value
+        d["needs_action"] = self.needs_action
+        if self.repair is not None:
+            d.update(self.repair.as_json())
         return d
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _signed(p: Position) -> float:
@@ -94,9 +131,12 @@ async def audit_exchange(
     history = await retry.read(lambda: exchange.stop_history(None, None))
     intents = await journal.intents(scope, limit=100_000)
     stop_ids: set[str] = set()
+    verified: dict[str, float] = {}  # client id -> when Warden read that stop back live
     for symbol in {*markets}:
         for rec in await journal.stops_for(scope, symbol, limit=10_000):
             stop_ids.add(rec.client_id)
+            if rec.verified_at is not None:
+                verified[rec.client_id] = rec.verified_at
     fired = [s for s in history if s.state is StopState.TRIGGERED and s.client_id in stop_ids]
     expected = expected_sizes(intents, fired)
     findings: list[Finding] = []
@@ -128,7 +168,16 @@ async def audit_exchange(
             )
         findings.extend(_stop_findings(name, p, [s for s in live if s.symbol == p.symbol], market))
     for s in live:
-        if s.symbol not in held:
+        if s.symbol not in held and not s.placed_by_warden:
+            add(
+                Kind.TRADER_STOP,
+                Level.INFO,
+                s.symbol,
+                f"your own stop {s.id} ({describe(s)}), no position: Warden leaves it in place",
+                "nothing: Warden never cancels a stop it did not place; cancel it on the venue "
+                "if you no longer want it",
+            )
+        elif s.symbol not in held:
             add(
                 Kind.ORPHAN_STOP,
                 Level.WARNING,
@@ -138,14 +187,8 @@ async def audit_exchange(
             )
     for s in history:
         if s.state is StopState.FAILED and s.updated_at >= since:
-            who = "Warden's" if s.client_id in stop_ids else "a"
-            add(
-                Kind.FAILED_STOP_PLACEMENT,
-                Level.WARNING,
-                s.symbol,
-                f"{who} stop {s.client_id or s.id} ({s.side.value} {s.size} at {s.trigger_price}) "
-                f"was acknowledged but failed on the exchange (failCode {s.fail_code})",
-                "Warden re-places and verifies; if this repeats, check margin and trigger rules",
+            findings.append(
+                _failed_stop(name, s, s.client_id in stop_ids, [*live, *history], verified, intents)
             )
     for i in intents:
         if i.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN):
@@ -159,10 +202,112 @@ async def audit_exchange(
     return findings
 
 
+_WAS_IN_EFFECT = (StopState.LIVE, StopState.TRIGGERED, StopState.CANCELED)
+
+
+def repaired_at(
+    failed: StopOrder,
+    stops: Iterable[StopOrder],
+    verified: dict[str, float],
+    intents: Iterable[Intent],
+) -> float | None:
+    """When the position a failed stop was meant to protect was safe again, or None.
+
+    Safe again means a later stop of the same symbol and closing side was in effect (live now,
+    or it triggered or was canceled, which only a stop that was live can be: a failed one ends
+    FAILED), dated by Warden's own read-back when it has one; or a close of that symbol filled
+    after the failure (the position no longer needed the stop).
+    """
+    start = failed.created_at or failed.updated_at
+    times: list[float] = []
+    for s in stops:
+        same = s.id != failed.id and s.symbol == failed.symbol and s.side is failed.side
+        if same and s.created_at >= start and s.state in _WAS_IN_EFFECT:
+            when = verified.get(s.client_id or "", s.created_at)
+            times.append(max(when, start))
+    for i in intents:
+        if (
+            i.kind is not IntentKind.ENTRY
+            and i.status is IntentStatus.FILLED
+            and (i.symbol, i.side) == (failed.symbol, failed.side)
+            and i.updated_at >= start
+        ):
+            times.append(i.updated_at)
+    return min(times, default=None)
+
+
+def _failed_stop(
+    name: str,
+    s: StopOrder,
+    wardens: bool,
+    stops: list[StopOrder],
+    verified: dict[str, float],
+    intents: list[Intent],
+) -> Finding:
+    """A stop acknowledged then failed on the exchange: history (info) once it was repaired,
+    a finding that needs the owner while it never was."""
+    who = "Warden's" if wardens else "a"
+    what = (
+        f"{who} stop {s.client_id or s.id} ({s.side.value} {s.size} at {s.trigger_price}) "
+        f"was acknowledged but failed on the exchange (failCode {s.fail_code}) at "
+        f"{_iso(s.updated_at)}"
+    )
+    fixed = repaired_at(s, stops, verified, intents)
+    if fixed is None:
+        return Finding(
+            Kind.FAILED_STOP_PLACEMENT,
+            Level.WARNING,
+            name,
+            s.symbol,
+            f"{what}; never repaired (no later live stop, no close)",
+            "`warden status`: if the position is open, start `warden run` (the guardian places "
+            "a stop); if this repeats, check margin and trigger rules",
+            Repair(s.updated_at, None, None),
+        )
+    unprotected = max(0.0, fixed - (s.created_at or s.updated_at))
+    return Finding(
+        Kind.FAILED_STOP_PLACEMENT,
+        Level.INFO,
+        name,
+        s.symbol,
+        f"{what}; repaired at {_iso(fixed)} ({unprotected:.1f}s unprotected)",
+        "none: repaired; if this repeats, check margin and trigger rules",
+        Repair(s.updated_at, fixed, unprotected),
+    )
+
+
 def _stop_findings(name: str, p: Position, stops: list[StopOrder], market: Market) -> list[Finding]:
     out: list[Finding] = []
-    right = [s for s in stops if s.side is p.side.exit_side and s.state is StopState.LIVE]
-    wrong = [s for s in stops if s.side is not p.side.exit_side]
+    prot = classify(p, stops, market)
+    ours = [s for s in stops if s.placed_by_warden]
+    for s in prot.theirs_fit:
+        out.append(
+            Finding(
+                Kind.TRADER_STOP,
+                Level.INFO,
+                name,
+                p.symbol,
+                f"your own stop {s.id} ({describe(s)}) protects the {p.side.value} {p.size}",
+                "nothing: it counts as the position's protection; Warden adds no second stop",
+            )
+        )
+    for s, why in prot.theirs_unfit:
+        out.append(
+            Finding(
+                Kind.TRADER_STOP,
+                Level.INFO,
+                name,
+                p.symbol,
+                f"your own stop {s.id} ({describe(s)}) does not protect the {p.side.value} "
+                f"{p.size}: {why}",
+                "nothing: Warden leaves it in place and guards the position with its own stop",
+            )
+        )
+    right = [
+        *(s for s in ours if s.side is p.side.exit_side and s.state is StopState.LIVE),
+        *prot.theirs_fit,
+    ]
+    wrong = [s for s in ours if s.side is not p.side.exit_side]
     for s in wrong:
         out.append(
             Finding(
@@ -187,7 +332,7 @@ def _stop_findings(name: str, p: Position, stops: list[StopOrder], market: Marke
         )
         return out
     for s in right:
-        if not s.covers(p, market):
+        if s.placed_by_warden and not s.covers(p, market):
             out.append(
                 Finding(
                     Kind.STOP_SIZE_MISMATCH,

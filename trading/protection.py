@@ -76,3 +76,18 @@ def describe(stop: StopOrder) -> str:
     """A stop in a few words, e.g. 'whole position at 60000' or '0.01 at 60000'."""
     size = "whole position" if stop.whole_position else f"{stop.size:g}"
     return f"{stop.side.value} {size} at {stop.trigger_price:g}"
+
+
+def shown_stop(p: Position, stops: list[StopOrder]) -> StopOrder | None:
+    """The stop `status` shows for a position: a live one first, Warden's own before the
+    trader's (a whole-position one first), else None."""
+    closing = [s for s in stops if s.symbol == p.symbol and s.side is p.side.exit_side]
+    closing.sort(
+        key=lambda s: (s.state is not StopState.LIVE, not s.placed_by_warden, not s.whole_position)
+    )
+    return closing[0] if closing else None
+
+
+def placed_by(stop: StopOrder) -> str:
+    """``warden`` or ``trader`` (set in the venue's UI or by another program)."""
+    return "warden" if stop.placed_by_warden else "trader"

@@ -15,12 +15,7 @@ from bot.context import Context, open_db
 from bot.services import build_account
 from storage.lease import LeaseStore
 from trading.errors import ExchangeError
-from trading.models import Position, StopOrder
-
-
-def _stop_for(p: Position, stops: list[StopOrder]) -> StopOrder | None:
-    mine = [s for s in stops if s.symbol == p.symbol and s.side is p.side.exit_side]
-    return mine[0] if mine else None
+from trading.protection import placed_by, shown_stop
 
 
 async def run(ctx: Context) -> int:
@@ -30,7 +25,7 @@ async def run(ctx: Context) -> int:
     positions: list[dict[str, Any]] = []
     errors: list[str] = []
     paused: dict[str, bool] = {}
-    async with open_db(ctx) as db:
+    async with open_db(ctx, create=False) as db:
         holders = await LeaseStore(db).holders()
         for name in names:
             acct = build_account(ctx.config, name, db)
@@ -38,7 +33,7 @@ async def run(ctx: Context) -> int:
                 paused[name] = await acct.journal.is_paused(acct.scope)
                 stops = await acct.exchange.open_stops()
                 for p in await acct.exchange.positions():
-                    stop = _stop_for(p, stops)
+                    stop = shown_stop(p, stops)
                     verified_at = None
                     if stop is not None:
                         for rec in await acct.journal.stops_for(acct.scope, p.symbol):
@@ -59,6 +54,8 @@ async def run(ctx: Context) -> int:
                                 "state": stop.state.value,
                                 "trigger_price": stop.trigger_price,
                                 "size": stop.size,
+                                "whole_position": stop.whole_position,
+                                "placed_by": placed_by(stop),
                                 "verified_at": iso(verified_at),
                             },
                         }
@@ -71,6 +68,7 @@ async def run(ctx: Context) -> int:
     if ctx.args.json:
         print_json(
             {
+                "database": ctx.database,
                 "positions": positions,
                 "paused": any(paused.values()),
                 "paused_by_exchange": paused,
@@ -79,6 +77,7 @@ async def run(ctx: Context) -> int:
             }
         )
         return exit_codes.OK if not errors else exit_codes.REFUSED
+    print(f"database: {ctx.database}")
     if not positions:
         print("positions: none")
     for row in positions:
@@ -87,6 +86,10 @@ async def run(ctx: Context) -> int:
             "NO LIVE STOP"
             if stop is None
             else f"stop {stop['trigger_price']} {stop['state']}, verified {stop['verified_at']}"
+            if stop["placed_by"] == "warden"
+            else f"your own stop {stop['trigger_price']} "
+            f"({'whole position' if stop['whole_position'] else stop['size']}) {stop['state']}, "
+            "set on the venue; Warden leaves it in place"
         )
         print(
             f"{row['exchange']} {row['symbol']} {row['side']} {row['size']} @ "

@@ -13,14 +13,8 @@ from bot.telegram.render import ago, b, esc, money, num, utc
 from bot.telegram.services import BotServices
 from trading.audit import Finding, Level, audit_exchange
 from trading.errors import ExchangeError
-from trading.models import Position, StopOrder, StopState
-
-
-def _stop_for(p: Position, stops: list[StopOrder]) -> StopOrder | None:
-    mine = [s for s in stops if s.symbol == p.symbol and s.side is p.side.exit_side]
-    live = [s for s in mine if s.state is StopState.LIVE]
-    pick = live or mine
-    return pick[0] if pick else None
+from trading.models import StopState
+from trading.protection import shown_stop
 
 
 async def _verified_at(acct: Account, symbol: str, stop_id: str) -> float | None:
@@ -42,7 +36,7 @@ async def _account_lines(acct: Account, now: float) -> list[str]:
     if not positions:
         lines.append("no positions")
     for p in positions:
-        stop = _stop_for(p, stops)
+        stop = shown_stop(p, stops)
         live = stop is not None and stop.state is StopState.LIVE
         lines.append(
             f"{'🛡' if live else '🚨'} {b(p.symbol)} {esc(p.side.value.upper())} {num(p.size)} "
@@ -50,6 +44,13 @@ async def _account_lines(acct: Account, now: float) -> list[str]:
         )
         if stop is None:
             lines.append("   NO LIVE STOP")
+            continue
+        if not stop.placed_by_warden:
+            size = "whole position" if stop.whole_position else num(stop.size)
+            lines.append(
+                f"   your own stop {num(stop.trigger_price)} ({esc(size)}) "
+                f"{esc(stop.state.value)}, set on the venue; Warden leaves it in place"
+            )
             continue
         verified = await _verified_at(acct, p.symbol, stop.id)
         lines.append(
@@ -88,6 +89,7 @@ async def status_text(svc: BotServices) -> str:
     return "\n".join(lines)
 
 
+INFO_SHOWN = 8  # informational findings listed in /audit before the rest is counted
 LEVEL_ICON = {Level.CRITICAL: "🚨", Level.WARNING: "⚠️", Level.INFO: "ℹ️"}
 
 
@@ -105,7 +107,7 @@ async def audit_text(svc: BotServices, days: float) -> str:
             errors.append(f"{name}: cannot read the exchange: {exc}")
     findings += await lease_findings(svc.db, since)
     bad = failing(findings)
-    info = Counter(f.kind.value for f in findings if f not in bad)
+    info = [f for f in findings if not f.needs_action]
     head = f"<b>Audit</b> · {esc(utc(now))} · last {days:g} day(s) · reads only"
     lines = [head, "✅ clean" if not bad and not errors else f"{len(bad)} finding(s)"]
     for f in bad:
@@ -114,6 +116,14 @@ async def audit_text(svc: BotServices, days: float) -> str:
         lines.append(f"   → {esc(f.action)}")
     lines += [f"⚠️ {esc(e)}" for e in errors]
     if info:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(info.items()))
-        lines.append(f"{LEVEL_ICON[Level.INFO]} informational: {esc(counts)}")
+        # repaired history and lease evidence: shown, never counted as a problem; capped so
+        # a long period fits one message
+        lines.append(f"{LEVEL_ICON[Level.INFO]} informational (nothing to do):")
+        for f in info[:INFO_SHOWN]:
+            where = f"{f.exchange} {f.symbol}".strip()
+            lines.append(f"· {b(f.kind.value)} {esc(where)}: {esc(f.detail)}")
+        if len(info) > INFO_SHOWN:
+            more = Counter(f.kind.value for f in info[INFO_SHOWN:])
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(more.items()))
+            lines.append(f"· and {esc(counts)} more (`warden audit` lists them)")
     return "\n".join(lines)

@@ -9,12 +9,17 @@ venue's UI follow the policy in trading/protection.py.
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from storage.db import Database
+from tests.conftest import child_env, warden_cmd
 from tests.test_executor import BTC, BTC_STOP, LONG, SCOPE, SELL, build_rig
 from trading.errors import UnclearStopRefusal
 from trading.executor import Outcome
+from trading.audit import _stop_findings
 from trading.models import Market, OrderSide, Position, PositionSide, StopOrder, StopState
 from trading.paper import PaperExchange
 from trading.protection import classify, misfit
@@ -184,3 +189,42 @@ def test_classify_sorts_by_who_placed_it() -> None:
     only_theirs = classify(POSITION, [theirs], MARKET)
     assert only_theirs.protected and only_theirs.by_trader_only
     assert not classify(POSITION, [stop(state=StopState.PAUSED)], MARKET).protected
+
+
+def test_the_audit_shows_trader_stops_as_info_and_counts_a_covering_one() -> None:
+    whole = stop(id="2", client_id="", whole_position=True, size=0.0)
+    findings = _stop_findings("okx", POSITION, [whole], MARKET)
+    assert [(f.kind.value, f.severity.value) for f in findings] == [("trader_stop", "info")]
+    assert "protects the long 0.002" in findings[0].detail
+    partial = stop(id="3", client_id="uiHalf", size=0.001)
+    findings = _stop_findings("okx", POSITION, [partial], MARKET)
+    assert [f.kind.value for f in findings] == ["trader_stop", "unprotected_position"]
+    assert "does not protect" in findings[0].detail and "covers 0.001" in findings[0].detail
+
+
+async def test_warden_status_shows_a_trader_stop_as_the_traders_own(
+    db: Database, db_path: Path, tmp_path: Path
+) -> None:
+    rig = build_rig(db)
+    await rig.paper.place_market_order(BTC, OrderSide.BUY, 0.001, "byhand1")
+    await rig.paper.place_stop(BTC, SELL, 0.001, 64_000.0, "uiStop7")
+    config = tmp_path / "warden.toml"
+    config.write_text(f'[storage]\npath = "{db_path}"\n[logging]\nlevel = "ERROR"\n')
+
+    def status(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            warden_cmd("--config", str(config), "status", *extra),
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    out = status("--json")
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)["positions"]
+    assert row["stop"]["placed_by"] == "trader" and row["stop"]["trigger_price"] == 64_000.0
+    assert row["stop"]["whole_position"] is False
+    text = status()
+    assert "your own stop 64000.0 (0.001) live, set on the venue" in text.stdout

@@ -17,9 +17,9 @@ from typing import Any
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
 from tests.test_executor import BTC, BTC_STOP, LONG, SCOPE, SELL, build_rig
+from trading.audit import _stop_findings
 from trading.errors import UnclearStopRefusal
 from trading.executor import Outcome
-from trading.audit import _stop_findings
 from trading.models import Market, OrderSide, Position, PositionSide, StopOrder, StopState
 from trading.paper import PaperExchange
 from trading.protection import classify, misfit

@@ -13,7 +13,20 @@ Faults it can inject, each one a real failure mode:
   ``"drop"`` closes the connection, ``"delay"`` answers after ``delay_seconds``;
 - ``rate_limit(n, path)``: the next ``n`` requests are answered HTTP 429 and not processed;
 - ``malformed(n, path)``: the next ``n`` requests are answered with broken JSON (unprocessed);
-- ``unknown_signer``: every action is refused as signed by an API wallet it does not know.
+- ``unknown_signer``: every action is refused as signed by an API wallet it does not know;
+- ``leverage_error``: every ``updateLeverage`` is refused with this text.
+Venue behaviour it models (sources in the adapter and tests/venue_payloads/hyperliquid/):
+- stops trigger on the MARK price (``set_mark``), kept apart from the book's mid (``allMids``,
+  where IOC orders and triggered limits fill): ``set_mark(coin, mark, mid=...)``;
+- a triggered stop becomes a limit at its ``p``: after a gap past that limit it rests unfilled
+  (``triggered`` in its history; ``triggered_reads_open`` makes the venue report the resting
+  limit as ``open`` again) and fills if the book comes back to it;
+- "Invalid TP/SL price." for a stop whose trigger is already passed by the mark, or whose
+  reduce-only limit is on the wrong side of its trigger;
+- trigger orders set in Hyperliquid's UI: ``add_position_tpsl`` (``isPositionTpsl``, size 0.0,
+  closes the whole position) and ``add_trigger`` (sized, no cloid unless given);
+- ``updateLeverage`` ``{asset, isCross, leverage}`` per coin (``leverage_set``), served back in
+  clearinghouseState positions and ``activeAssetData``.
 Every request is recorded: ``paths`` (faulted ones included), ``info_types`` and
 ``action_types`` in arrival order, ``actions`` (the raw action objects).
 """
@@ -38,6 +51,10 @@ class Coin:
     mark: float
     sz_decimals: int
     max_leverage: int = 50
+    mid: float = 0.0  # the book's mid; 0.0: the mark
+
+    def __post_init__(self) -> None:
+        self.mid = self.mid or self.mark
 
 
 @dataclass
@@ -54,6 +71,8 @@ class FakeOrder:
     tif: str | None = None
     trigger_px: float | None = None
     tpsl: str | None = None
+    position_tpsl: bool = False  # set from the position in the UI: closes the whole position
+    resting: bool = False  # a trigger that fired: its limit is on the book, unfilled
     history: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -64,6 +83,11 @@ class FakeOrder:
     def is_trigger(self) -> bool:
         return self.trigger_px is not None
 
+    @property
+    def on_book(self) -> bool:
+        """Listed by frontendOpenOrders: waiting for its trigger, or resting as a limit."""
+        return self.resting or self.status == "open"
+
     def frontend(self) -> dict[str, Any]:
         """The ``frontendOpenOrders`` / ``orderStatus`` shape of this order."""
         kind = "Limit"
@@ -72,6 +96,8 @@ class FakeOrder:
             kind = "Stop Market" if self.tpsl == "sl" else "Take Profit Market"
             above = self.buy if self.tpsl == "sl" else not self.buy
             condition = f"Price {'above' if above else 'below'} {self.trigger_px}"
+            if self.resting:
+                condition = "Triggered"
         return {
             "coin": self.coin,
             "side": "B" if self.buy else "A",
@@ -80,10 +106,10 @@ class FakeOrder:
             "oid": self.oid,
             "timestamp": self.timestamp,
             "triggerCondition": condition,
-            "isTrigger": self.is_trigger,
+            "isTrigger": self.is_trigger and not self.resting,
             "triggerPx": str(self.trigger_px if self.is_trigger else 0.0),
             "children": [],
-            "isPositionTpsl": False,
+            "isPositionTpsl": self.position_tpsl,
             "reduceOnly": self.reduce_only,
             "orderType": kind,
             "origSz": str(self.orig_sz),
@@ -128,6 +154,10 @@ class FakeHyperliquid:
         self._triggers_seen = 0
         self.lose_next_order: str | None = None
         self.unknown_signer: str | None = None  # an API wallet the exchange does not know
+        self.leverage_error: str | None = None
+        self.triggered_reads_open = False
+        # coin -> (margin mode, leverage) as updateLeverage set it
+        self.leverage_set: dict[str, tuple[str, int]] = {}
         self.delay_seconds = 2.0
         # reduce-only (non-trigger) orders find nothing to match: a close that cannot go through
         self.refuse_closes = False
@@ -172,20 +202,72 @@ class FakeHyperliquid:
     def coin(self, name: str) -> Coin:
         return next(c for c in self.coins if c.name == name)
 
-    def set_mark(self, name: str, price: float) -> None:
-        """Move the market; live stops the move crosses fire at the new price."""
-        self.coin(name).mark = price
+    def set_mark(self, name: str, price: float, mid: float | None = None) -> None:
+        """Move the market: the mark to ``price``, the book's mid with it (or to ``mid``).
+        Stops the MARK crosses fire: each becomes a limit at its price, which fills at the mid
+        when it crosses it and otherwise rests on the book (a gap past the limit)."""
+        coin = self.coin(name)
+        coin.mark = price
+        coin.mid = price if mid is None else mid
         for o in list(self.orders.values()):
-            if o.coin != name or not o.is_trigger or o.status != "open":
+            if o.coin != name or not o.is_trigger:
                 continue
             assert o.trigger_px is not None
-            if (o.buy and price >= o.trigger_px) or (not o.buy and price <= o.trigger_px):
+            if o.resting:
+                self._work_limit(o)
+            elif o.status == "open" and (
+                (o.buy and price >= o.trigger_px) or (not o.buy and price <= o.trigger_px)
+            ):
                 self._end(o, "triggered")
-                size = min(o.sz, abs(self.positions[name].szi))
-                if size > 0:
-                    self._fill(o, size, price)
-                o.sz = 0.0
-                self._end(o, "filled")
+                if not self._work_limit(o):
+                    o.resting = True
+                    if self.triggered_reads_open:
+                        self._end(o, "open")
+
+    def _work_limit(self, o: FakeOrder) -> bool:
+        """A triggered stop's limit against the book: True when it filled (or had nothing left
+        to close), False when it rests."""
+        coin = self.coin(o.coin)
+        if not (o.limit_px <= coin.mid if not o.buy else o.limit_px >= coin.mid):
+            return False
+        held = abs(self.positions[o.coin].szi)
+        size = held if o.position_tpsl else min(o.sz, held)
+        o.resting = False
+        if size > 0:
+            self._fill(o, size, coin.mid)
+        o.sz = 0.0
+        self._end(o, "filled")
+        return True
+
+    def add_position_tpsl(
+        self, name: str, trigger_px: float, limit_px: float | None = None, cloid: str | None = None
+    ) -> FakeOrder:
+        """A stop-loss set from the position in Hyperliquid's UI: ``isPositionTpsl``, size 0.0,
+        it closes the whole position when it fires. Its limit defaults to the trigger -/+ 10%
+        (the venue's market TP/SL slippage)."""
+        held = self.positions[name].szi
+        assert held != 0, "a position TP/SL needs a position"
+        buy = held < 0
+        limit = limit_px if limit_px is not None else trigger_px * (1.1 if buy else 0.9)
+        order = self._new(self.coin(name), buy, limit, 0.0, True, cloid)
+        order.trigger_px, order.tpsl, order.position_tpsl = trigger_px, "sl", True
+        return order
+
+    def add_trigger(
+        self,
+        name: str,
+        buy: bool,
+        size: float,
+        trigger_px: float,
+        limit_px: float,
+        cloid: str | None = None,
+        reduce_only: bool = True,
+        tpsl: str = "sl",
+    ) -> FakeOrder:
+        """A sized trigger order placed outside the agent (Hyperliquid's UI: no cloid)."""
+        order = self._new(self.coin(name), buy, limit_px, size, reduce_only, cloid)
+        order.trigger_px, order.tpsl = trigger_px, tpsl
+        return order
 
     def end_order(self, oid: int, status: str) -> None:
         """The exchange ends an order on its own (marginCanceled, ...), as after a liquidation."""
@@ -199,10 +281,14 @@ class FakeHyperliquid:
         return next((o for o in self.orders.values() if o.cloid == cloid), None)
 
     def live_stops(self, name: str | None = None) -> list[FakeOrder]:
+        """Trigger orders still waiting for their trigger (a resting triggered limit is not)."""
         return [
             o
             for o in self.orders.values()
-            if o.is_trigger and o.status == "open" and (name is None or o.coin == name)
+            if o.is_trigger
+            and o.status == "open"
+            and not o.resting
+            and (name is None or o.coin == name)
         ]
 
     def order_actions(self) -> list[dict[str, Any]]:
@@ -256,13 +342,13 @@ class FakeHyperliquid:
         elif kind == "perpDexs":
             answer = [None]
         elif kind == "allMids":
-            answer = {c.name: str(c.mark) for c in self.coins}
+            answer = {c.name: str(c.mid) for c in self.coins}
         elif kind == "userAbstraction":
             answer = "default"
         elif kind == "clearinghouseState":
             answer = self._clearinghouse(mine)
         elif kind in ("frontendOpenOrders", "openOrders"):
-            answer = [o.frontend() for o in self.orders.values() if mine and o.status == "open"]
+            answer = [o.frontend() for o in self.orders.values() if mine and o.on_book]
         elif kind == "orderStatus":
             answer = self._order_status(body.get("oid"), mine)
         elif kind == "historicalOrders":
@@ -274,6 +360,8 @@ class FakeHyperliquid:
             answer = [f for f in self.fills if mine and f["time"] >= start]
         elif kind == "candleSnapshot":
             answer = self._candles(body.get("req") or {})
+        elif kind == "activeAssetData" and any(c.name == body.get("coin") for c in self.coins):
+            answer = self._active_asset(self.coin(str(body["coin"])), str(body.get("user")))
         else:
             return web.Response(status=422, text=f"Failed to deserialize the JSON body: {kind}")
         return web.json_response(answer)
@@ -287,7 +375,7 @@ class FakeHyperliquid:
         }
 
     def _ctx(self, c: Coin) -> dict[str, Any]:
-        px = str(c.mark)
+        px, mid = str(c.mark), str(c.mid)
         return {
             "funding": "0.0000125",
             "openInterest": "1000.0",
@@ -296,8 +384,28 @@ class FakeHyperliquid:
             "premium": "0.0",
             "oraclePx": px,
             "markPx": px,
-            "midPx": px,
-            "impactPxs": [px, px],
+            "midPx": mid,
+            "impactPxs": [mid, mid],
+        }
+
+    def _leverage(self, c: Coin, margin: float) -> dict[str, Any]:
+        """A coin's leverage object: as updateLeverage set it, else cross at up to 20x."""
+        mode, value = self.leverage_set.get(c.name, ("cross", min(20, c.max_leverage)))
+        out: dict[str, Any] = {"type": mode, "value": value}
+        if mode == "isolated":
+            out["rawUsd"] = str(-margin)
+        return out
+
+    def _active_asset(self, c: Coin, user: str) -> dict[str, Any]:
+        """activeAssetData, as the info endpoint documents it (perpetuals)."""
+        free = str(self.cash)
+        return {
+            "user": user,
+            "coin": c.name,
+            "leverage": self._leverage(c, 0.0),
+            "maxTradeSzs": [free, free],
+            "availableToTrade": [free, free],
+            "markPx": str(c.mark),
         }
 
     def _clearinghouse(self, mine: bool) -> dict[str, Any]:
@@ -320,7 +428,7 @@ class FakeHyperliquid:
                         "positionValue": str(value),
                         "unrealizedPnl": str(pnl),
                         "returnOnEquity": "0.0",
-                        "leverage": {"type": "cross", "value": 10},
+                        "leverage": self._leverage(c, value / 10),
                         "liquidationPx": None,
                         "marginUsed": str(value / 10),
                         "maxLeverage": c.max_leverage,
@@ -406,9 +514,25 @@ class FakeHyperliquid:
             return await self._order_action(request, action)
         if kind in ("cancel", "cancelByCloid"):
             return web.json_response(_ok("cancel", {"statuses": self._cancels(action)}))
-        if kind in ("updateLeverage", "approveBuilderFee", "setReferrer"):
+        if kind == "updateLeverage":
+            return web.json_response(self._update_leverage(action))
+        if kind in ("approveBuilderFee", "setReferrer"):
             return web.json_response({"status": "ok", "response": {"type": "default"}})
         return web.json_response({"status": "err", "response": f"Unknown action {kind}"})
+
+    def _update_leverage(self, action: dict[str, Any]) -> dict[str, Any]:
+        index, lev, cross = action.get("asset"), action.get("leverage"), action.get("isCross")
+        if self.leverage_error is not None:
+            return {"status": "err", "response": self.leverage_error}
+        if not (isinstance(index, int) and 0 <= index < len(self.coins)):
+            return {"status": "err", "response": "Invalid asset."}
+        coin = self.coins[index]
+        if not (isinstance(lev, int) and 1 <= lev <= coin.max_leverage):
+            return {"status": "err", "response": f"Invalid leverage value {lev}"}
+        if not isinstance(cross, bool):
+            return {"status": "err", "response": "Failed to deserialize isCross"}
+        self.leverage_set[coin.name] = ("cross" if cross else "isolated", lev)
+        return {"status": "ok", "response": {"type": "default"}}
 
     async def _order_action(
         self, request: web.Request, action: dict[str, Any]
@@ -470,7 +594,9 @@ class FakeHyperliquid:
         if trigger["tpsl"] == "sl" and (
             trigger_px >= coin.mark if not buy else trigger_px <= coin.mark
         ):
-            raise OrderError(TPSL_INVALID)
+            raise OrderError(TPSL_INVALID)  # the mark is already past the trigger
+        if trigger["tpsl"] == "sl" and ro and (px > trigger_px if not buy else px < trigger_px):
+            raise OrderError(TPSL_INVALID)  # the limit on the wrong side of the trigger
         order = self._new(coin, buy, px, sz, ro, cloid)
         order.trigger_px, order.tpsl = trigger_px, str(trigger["tpsl"])
         if self.stop_fates:
@@ -482,7 +608,7 @@ class FakeHyperliquid:
         coin, buy, px, sz, ro, cloid = self._wire(wire)
         tif = str(wire["t"]["limit"]["tif"])
         pos = self.positions[coin.name]
-        crosses = px >= coin.mark if buy else px <= coin.mark
+        crosses = px >= coin.mid if buy else px <= coin.mid
         if ro and self.refuse_closes:
             raise OrderError("Order could not immediately match against any resting orders.")
         if ro:
@@ -497,10 +623,10 @@ class FakeHyperliquid:
         order.tif = tif
         if not crosses:
             return {"resting": {"oid": order.oid}}
-        self._fill(order, sz, coin.mark)
+        self._fill(order, sz, coin.mid)
         order.sz = 0.0
         self._end(order, "filled")
-        return {"filled": {"totalSz": str(sz), "avgPx": str(coin.mark), "oid": order.oid}}
+        return {"filled": {"totalSz": str(sz), "avgPx": str(coin.mid), "oid": order.oid}}
 
     def _fill(self, order: FakeOrder, sz: float, px: float) -> None:
         pos = self.positions[order.coin]
@@ -539,7 +665,8 @@ class FakeHyperliquid:
         )
         if new == 0:  # reduce-only orders left without a position are canceled by the exchange
             for o in self.orders.values():
-                if o.coin == order.coin and o.reduce_only and o.status == "open" and o is not order:
+                if o.coin == order.coin and o.reduce_only and o.on_book and o is not order:
+                    o.resting = False
                     self._end(o, "reduceOnlyCanceled")
 
     def _end(self, order: FakeOrder, status: str) -> None:
@@ -552,9 +679,10 @@ class FakeHyperliquid:
                 order = self.orders.get(c.get("o"))
             else:
                 order = self.by_cloid(str(c.get("cloid")).lower())
-            if order is None or order.status != "open":
+            if order is None or not order.on_book:
                 out.append({"error": "Order was never placed, already canceled, or filled."})
                 continue
+            order.resting = False
             self._end(order, "canceled")
             out.append("success")
         return out

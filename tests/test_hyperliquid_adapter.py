@@ -381,7 +381,7 @@ async def test_positions_from_clearinghouse_state(venue: Venue) -> None:
     positions = {p.symbol: p for p in await venue.ex.positions()}
     assert positions[BTC].side is PositionSide.LONG and positions[BTC].size == 0.001
     assert positions[ETH].side is PositionSide.SHORT and positions[ETH].size == 0.3
-    assert positions[ETH].entry_price == 1950.0 and positions[ETH].leverage == 10
+    assert positions[ETH].entry_price == 1950.0 and positions[ETH].leverage == 20
     assert [p.symbol for p in await venue.ex.positions(ETH)] == [ETH]
 
 

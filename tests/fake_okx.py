@@ -9,9 +9,19 @@ trading account in net position mode (positions in contracts of ``ctVal``), regu
 Faults are injected through ``faults`` (each a budget consumed by the requests that follow): a
 stop acknowledged that then ends ``order_failed`` with ``failCode``, 429/50011 rate limiting,
 5xx, an order executed whose answer is lost (connection dropped or stalled past the client's
-timeout), an executed placement answered 51016, a price jump just before a stop is placed (51278
-follows naturally), cut-off JSON. 51016 on a reused client id and 51278/51280 for a stop on the
-wrong side of the last price are not faults: the fake always answers them, as OKX does.
+timeout), an executed placement answered 51149/51054 with HTTP 500 (OKX's "timed out", outcome
+unknown), an executed placement answered 51016 (51065 for an algo), a price jump just before a
+stop is placed (51278 follows naturally), cut-off JSON. 51016 on a reused clOrdId, 51065 on a
+reused algoClOrdId and 51278/51280 for a stop on the wrong side of the last price are not
+faults: the fake always answers them, as OKX does.
+
+Stops the trader sets in OKX's app are served too (``place_outside_stop``): ``conditional`` or
+``oco`` algos, with an ``sz`` or closing the whole position (``closeFraction: "1"``, empty
+``sz``), with an empty or foreign ``algoClOrdId``; ``set_algo_state(id, "pause")`` pauses one
+(a paused algo does not trigger). With ``acct_lv`` "3" or "4" the balance has the shape of a
+multi-currency / portfolio-margin account: the collateral is a BTC line, the USDT line is
+nearly empty, account-level ``adjEq``/``availEq``/``totalEq`` are in USD (``totalEq`` also
+counts ``non_collateral_usd``, assets that are not collateral).
 
 Private endpoints require the OK-ACCESS-* headers (signatures are not verified). A path the
 fake does not know is logged at ERROR and kept in ``unknown``.
@@ -105,8 +115,11 @@ class Faults:
     lost_responses: int = 0  # next N POST trade/order: executed, the answer never arrives
     lose_by: Literal["drop", "stall"] = "drop"  # connection closed, or no answer in time
     stall_seconds: float = 30.0
-    duplicate_after_apply: int = 0  # next N placements: executed, answered 51016
+    duplicate_after_apply: int = 0  # next N placements: executed, answered 51016 (algo: 51065)
     duplicate_paths: tuple[str, ...] = ("trade/order", "trade/order-algo")
+    timeout_after_apply: int = 0  # next N placements: executed, answered HTTP 500 + timeout_code
+    timeout_code: str = "51149"  # 51149 "Order timed out" or 51054 "Request timed out"
+    timeout_paths: tuple[str, ...] = ("trade/order", "trade/order-algo")
     jump_before_stop: dict[str, float] = field(default_factory=dict)  # instId -> price
     malformed: int = 0  # next N requests matching malformed_paths: executed, cut-off JSON
     malformed_paths: tuple[str, ...] = ()  # path suffixes; empty: every request
@@ -119,6 +132,12 @@ class Seen:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+
+
+TIMEOUT_TEXT = {
+    "51149": "Order timed out, please try again later.",
+    "51054": "Request timed out. Please try again.",
+}
 
 
 class OkxError(Exception):
@@ -174,6 +193,7 @@ class FakeOkx:
         self.pos_mode = pos_mode
         self.acct_lv = acct_lv
         self.perm = "read_only,trade"
+        self.non_collateral_usd = Decimal(0)  # acctLv 3/4: assets in totalEq, not in adjEq
         self.taker_fee = Decimal(repr(taker_fee))
         self.demo = demo  # True/False: require/forbid x-simulated-trading; None: either
         self.leverage: dict[tuple[str, str], int] = {}
@@ -252,16 +272,53 @@ class FakeOkx:
         self._settle()
         for algo in list(self.algos.values()):
             if algo["instId"] != inst_id or algo["state"] != "live":
-                continue
-            trigger, last = Decimal(algo["slTriggerPx"]), self.prices[inst_id]
-            if (algo["side"] == "sell" and last <= trigger) or (
-                algo["side"] == "buy" and last >= trigger
-            ):
-                self._trigger(algo)
+                continue  # a paused algo is not in effect
+            last = self.prices[inst_id]
+            sell = algo["side"] == "sell"
+            if algo["slTriggerPx"]:
+                sl = Decimal(algo["slTriggerPx"])
+                if (sell and last <= sl) or (not sell and last >= sl):
+                    self._trigger(algo, "sl")
+                    continue
+            if algo["tpTriggerPx"]:
+                tp = Decimal(algo["tpTriggerPx"])
+                if (sell and last >= tp) or (not sell and last <= tp):
+                    self._trigger(algo, "tp")
 
     def cancel_algo_outside(self, algo_id: str) -> None:
         """Someone cancels a stop in OKX's app, behind the agent's back."""
         self._end_algo(self.algos[algo_id], "canceled")
+
+    def place_outside_stop(
+        self,
+        inst_id: str,
+        side: str,
+        sl_trigger: str,
+        *,
+        sz: str = "",
+        tp_trigger: str = "",
+        ord_type: str = "conditional",
+        algo_cl_ord_id: str = "",
+        mode: str = "cross",
+    ) -> str:
+        """A stop the trader set in OKX's app: no size means the whole position
+        (``closeFraction: "1"``, empty ``sz``); an ``oco`` carries a take-profit leg too."""
+        algo_id = self.new_id()
+        now = str(self._now())
+        self.algos[algo_id] = {
+            **self._algo_record(inst_id, side, mode, algo_id, algo_cl_ord_id, ""),
+            "sz": sz,
+            "closeFraction": "" if sz else "1",
+            "ordType": ord_type,
+            "slTriggerPx": sl_trigger,
+            "tpTriggerPx": tp_trigger,
+            "tpTriggerPxType": "last" if tp_trigger else "",
+            "tpOrdPx": "-1" if tp_trigger else "",
+            "reduceOnly": "false",  # the app leaves it false on closeFraction stops
+            "cTime": now,
+            "uTime": now,
+        }
+        return algo_id
 
     def set_algo_state(self, algo_id: str, state: str, fail_code: str = "") -> None:
         self.algos[algo_id].update(state=state, failCode=fail_code, uTime=str(self._now()))
@@ -327,8 +384,20 @@ class FakeOkx:
             f.duplicate_after_apply -= 1
             first = payload["data"][0]
             ids = {k: str(first[k]) for k in ("clOrdId", "algoClOrdId") if k in first}
-            err = item_error("51016", "Duplicated client order ID", **ids)
+            if request.path.endswith("/order-algo"):
+                err = item_error("51065", "algoClOrdId already exists.", **ids)
+            else:
+                err = item_error("51016", "Duplicated client order ID", **ids)
             payload = {"code": err.code, "msg": err.msg, "data": err.data}
+        timing_out = request.method == "POST" and request.path[8:] in f.timeout_paths
+        if timing_out and f.timeout_after_apply > 0 and payload["code"] == "0":
+            # executed, then OKX's own "timed out" answer with HTTP 500: outcome unknown
+            f.timeout_after_apply -= 1
+            first = payload["data"][0]
+            ids = {k: str(first[k]) for k in ("clOrdId", "algoClOrdId") if k in first}
+            text = TIMEOUT_TEXT.get(f.timeout_code, "Service temporarily unavailable")
+            err = item_error(f.timeout_code, text, **ids)
+            payload, status = {"code": err.code, "msg": err.msg, "data": err.data}, 500
         return web.json_response(payload, status=status)
 
     async def _lose(self, request: web.Request) -> web.StreamResponse:
@@ -458,8 +527,42 @@ class FakeOkx:
             "uTime": str(self._now()),
         }
         wanted = q.get("ccy")
+        if self.acct_lv in ("3", "4"):
+            return self._account_level_balance(eq, imr, usdt, wanted)
         details = [usdt] if wanted in (None, "USDT") else []
         return [{"adjEq": "", "details": details, "totalEq": _s(eq), "uTime": usdt["uTime"]}]
+
+    def _account_level_balance(
+        self, eq: Decimal, imr: Decimal, usdt: Json, wanted: str | None
+    ) -> list[Json]:
+        """Multi-currency / portfolio margin: the collateral is BTC, the USDT line is a dust
+        0.000258796 (as in ccxt's recorded okx fetchBalance), equity is account level in USD."""
+        btc_px = self.prices[BTC]
+        dust = "0.000258796"
+        lines = [
+            dict(usdt, availBal="0", availEq="0", cashBal=dust, eq=dust, eqUsd=dust, disEq=dust),
+            dict(
+                usdt,
+                ccy="BTC",
+                availBal=_s((eq - imr) / btc_px),
+                availEq=_s((eq - imr) / btc_px),
+                cashBal=_s(eq / btc_px),
+                eq=_s(eq / btc_px),
+                eqUsd=_s(eq),
+                disEq=_s(eq),
+            ),
+        ]
+        details = [d for d in lines if wanted in (None, d["ccy"])]
+        return [
+            {
+                "adjEq": _s(eq),
+                "availEq": _s(eq - imr),
+                "details": details,
+                "imr": _s(imr),
+                "totalEq": _s(eq + self.non_collateral_usd),
+                "uTime": usdt["uTime"],
+            }
+        ]
 
     def _positions(self, q: dict[str, str]) -> list[Json]:
         if q.get("instType") not in (None, "SWAP"):
@@ -746,7 +849,7 @@ class FakeOkx:
         cid = str(b.get("clOrdId") or "")
         ids = {"algoId": "", "algoClOrdId": acid, "clOrdId": cid, "tag": str(b.get("tag") or "")}
         inst = self._inst(b.get("instId"))
-        if b.get("ordType") != "conditional":
+        if b.get("ordType") not in ("conditional", "oco"):
             raise item_error("51000", "Parameter ordType error", **ids)
         if b.get("tdMode") not in ("cross", "isolated"):
             raise item_error("51000", "Parameter tdMode error", **ids)
@@ -754,11 +857,13 @@ class FakeOkx:
             if value and not CLIENT_ID.match(value):
                 raise item_error("51000", f"Parameter {name} error", **ids)
         if acid and any(a["algoClOrdId"] == acid for a in self.algos.values()):
-            raise item_error("51016", "Duplicated client order ID", **ids)
+            # OKX: a reused algoClOrdId is 51065, not trade/order's 51016
+            raise item_error("51065", "algoClOrdId already exists.", **ids)
         side = b.get("side")
         if side not in ("buy", "sell") or b.get("slTriggerPx") in (None, ""):
             raise item_error("51000", "Parameter slTriggerPx error", **ids)
-        sz = self._size(inst, b.get("sz"), **ids)
+        whole = str(b.get("closeFraction") or "") == "1"
+        sz = None if whole else self._size(inst, b.get("sz"), **ids)
         if inst.inst_id in self.faults.jump_before_stop:
             jump = self.faults.jump_before_stop.pop(inst.inst_id)
             self.set_price(inst.inst_id, jump)
@@ -769,46 +874,19 @@ class FakeOkx:
             raise item_error(
                 "51280", "SL trigger price cannot be higher than the last price", **ids
             )
-        now = str(self._now())
         algo_id = str(next(self._ids))
-        algo = {
-            "instType": "SWAP",
-            "instId": inst.inst_id,
-            "ccy": "",
-            "ordId": "",
-            "ordIdList": [],
-            "algoId": algo_id,
-            "clOrdId": cid,
-            "algoClOrdId": acid,
-            "sz": _s(sz),
-            "closeFraction": "",
-            "ordType": "conditional",
-            "side": side,
-            "posSide": "net",
-            "tdMode": b["tdMode"],
-            "tgtCcy": "",
-            "state": "live",
-            "lever": str(self._lever(inst.inst_id, b["tdMode"])),
-            "tpTriggerPx": "",
-            "tpTriggerPxType": "",
-            "tpOrdPx": "",
-            "slTriggerPx": _s(trigger),
-            "slTriggerPxType": b.get("slTriggerPxType", "last"),
-            "slOrdPx": str(b.get("slOrdPx", "-1")),
-            "triggerPx": "",
-            "triggerPxType": "",
-            "ordPx": "",
-            "actualSz": "",
-            "actualPx": "",
-            "actualSide": "",
-            "triggerTime": "",
-            "tag": ids["tag"],
-            "reduceOnly": "true" if b.get("reduceOnly") in (True, "true") else "false",
-            "last": _s(last),
-            "failCode": "",
-            "cTime": now,
-            "uTime": now,
-        }
+        algo = self._algo_record(inst.inst_id, side, b["tdMode"], algo_id, acid, cid)
+        algo.update(
+            sz="" if sz is None else _s(sz),
+            closeFraction="1" if whole else "",
+            ordType=b["ordType"],
+            slTriggerPx=_s(trigger),
+            slTriggerPxType=b.get("slTriggerPxType", "last"),
+            slOrdPx=str(b.get("slOrdPx", "-1")),
+            tpTriggerPx=str(b.get("tpTriggerPx") or ""),
+            tag=ids["tag"],
+            reduceOnly="true" if b.get("reduceOnly") in (True, "true") else "false",
+        )
         self.algos[algo_id] = algo
         if self.faults.stop_order_failed > 0:
             self.faults.stop_order_failed -= 1
@@ -823,6 +901,49 @@ class FakeOkx:
             "tag": ids["tag"],
         }
 
+    def _algo_record(
+        self, inst_id: str, side: str, mode: str, algo_id: str, acid: str, cid: str
+    ) -> Json:
+        now = str(self._now())
+        return {
+            "instType": "SWAP",
+            "instId": inst_id,
+            "ccy": "",
+            "ordId": "",
+            "ordIdList": [],
+            "algoId": algo_id,
+            "clOrdId": cid,
+            "algoClOrdId": acid,
+            "sz": "",
+            "closeFraction": "",
+            "ordType": "conditional",
+            "side": side,
+            "posSide": "net",
+            "tdMode": mode,
+            "tgtCcy": "",
+            "state": "live",
+            "lever": str(self._lever(inst_id, mode)),
+            "tpTriggerPx": "",
+            "tpTriggerPxType": "",
+            "tpOrdPx": "",
+            "slTriggerPx": "",
+            "slTriggerPxType": "last",
+            "slOrdPx": "-1",
+            "triggerPx": "",
+            "triggerPxType": "",
+            "ordPx": "",
+            "actualSz": "",
+            "actualPx": "",
+            "actualSide": "",
+            "triggerTime": "",
+            "tag": "",
+            "reduceOnly": "false",
+            "last": _s(self.prices[inst_id]),
+            "failCode": "",
+            "cTime": now,
+            "uTime": now,
+        }
+
     def _settle(self) -> None:
         """Stops marked to fail silently do so once their time has come."""
         now = time.monotonic()
@@ -835,14 +956,16 @@ class FakeOkx:
                         state="order_failed", failCode=self.faults.fail_code, uTime=str(self._now())
                     )
 
-    def _trigger(self, algo: Json) -> None:
+    def _trigger(self, algo: Json, leg: str = "sl") -> None:
         inst = self.instruments[algo["instId"]]
-        held = abs(self.position(inst.inst_id))
-        size = min(Decimal(algo["sz"]), held)
+        pos = self.position(inst.inst_id)
+        closes = (pos > 0 and algo["side"] == "sell") or (pos < 0 and algo["side"] == "buy")
+        held = abs(pos) if closes else ZERO  # a stop only ever reduces
+        size = held if algo["closeFraction"] == "1" else min(Decimal(algo["sz"]), held)
         algo.update(
             state="effective",
             triggerTime=str(self._now()),
-            actualSide="sl",
+            actualSide=leg,
             actualPx=_s(self.prices[inst.inst_id]),
             actualSz=_s(size),
         )

@@ -246,7 +246,7 @@ async def test_a_stop_is_a_reduce_only_conditional_algo_order(
     assert await okx.open_stops() == [by_id] == await okx.open_stops(BTC_SYM)
     assert await okx.open_stops(ETH_SYM) == []
     [listing] = fake.calls("GET", "trade/orders-algo-pending")[:1]
-    assert listing.query["ordType"] == "conditional"  # not the bare 'trigger' flag
+    assert listing.query["ordType"] == "conditional,oco"  # not the bare 'trigger' flag
     assert await okx.get_stop(BTC_SYM, client_id="wdnothere1") is None
 
     await okx.cancel_stop(BTC_SYM, ack.id)
@@ -259,7 +259,7 @@ async def test_a_stop_is_a_reduce_only_conditional_algo_order(
     ("okx_state", "fail_code", "state", "code"),
     [
         ("live", "", StopState.LIVE, None),
-        ("pause", "", StopState.LIVE, None),
+        ("pause", "", StopState.PAUSED, None),  # exists, not in effect: never protection
         ("partially_effective", "", StopState.LIVE, None),
         ("effective", "", StopState.TRIGGERED, None),
         ("canceled", "", StopState.CANCELED, None),
@@ -336,7 +336,8 @@ async def test_history_holds_every_ended_stop_failed_ones_included(
     states = {c.query["state"] for c in fake.calls("GET", "trade/orders-algo-history")}
     assert states == {"effective", "canceled", "order_failed"}
     assert all(
-        c.query["ordType"] == "conditional" for c in fake.calls("GET", "trade/orders-algo-history")
+        c.query["ordType"] == "conditional,oco"
+        for c in fake.calls("GET", "trade/orders-algo-history")
     )
     assert [s.client_id for s in await okx.stop_history(ETH_SYM, since=history[4].updated_at)] == [
         "wdtest1s6",
@@ -435,7 +436,8 @@ async def test_a_reused_client_id_is_duplicate_client_id(fake: FakeOkx, okx: Okx
     with pytest.raises(DuplicateClientId) as stop:
         await okx.place_stop(BTC_SYM, SELL, 0.05, 65_000.0, "wdtest1s1")
 
-    assert order.value.code == stop.value.code == "51016"
+    # a reused clOrdId is 51016; a reused algoClOrdId is 51065 (OKX v5 docs, error codes)
+    assert (order.value.code, stop.value.code) == ("51016", "51065")
     no_payload(order.value)
     assert len(fake.filled_orders()) == 1 and len(fake.algo_list()) == 1
     found = await okx.get_order(BTC_SYM, client_id="wdtest1e1")

@@ -7,13 +7,23 @@
   outcome for the caller to resolve by client id.
 - Stops: ``conditional`` algo orders (POST trade/order-algo) with ``slTriggerPx``, market
   execution, ``reduceOnly``, ``algoClOrdId`` = the client id. Their state is the algo record's
-  own ``state`` and ``failCode`` (ccxt's unified status maps ``order_failed`` to ``canceled``).
+  own ``state`` and ``failCode`` (ccxt's unified status maps ``order_failed`` to ``canceled``);
+  ``pause`` is PAUSED, never protection. Stops are listed and read as ``conditional`` and
+  ``oco`` (the stop-loss leg of an oco set in OKX's app is a stop), including ones that close
+  the whole position (``closeFraction: "1"``, no ``sz``): ``whole_position``, size 0.
 - The account must be in net position mode and a mode that trades swaps; checked before the
-  first private call, refused with AccountModeError otherwise. Leverage is set per symbol before
-  the first entry when configured.
-- Errors: OKX 51278/51280 -> StopWouldTrigger, 51016 -> DuplicateClientId, 429/50011 ->
-  RateLimited, a write without an answer -> UnknownOutcome. Nothing is retried here: writes never
-  are, reads may be retried by the caller (trading.retry). ccxt's rate limiter stays on.
+  first private call, refused with AccountModeError otherwise. Leverage is set per symbol (with
+  the margin mode, POST account/set-leverage) before the first entry when configured.
+- Equity (``balance``): acctLv 2 (single-currency margin) sizes from the USDT line (``eq``,
+  ``availEq``). acctLv 3 (multi-currency) and 4 (portfolio margin) size from the account-level
+  USD figures: ``adjEq`` (equity after collateral discounts, what OKX margins on) and
+  ``availEq``, currency "USD". Never ``totalEq``, which counts assets that are not collateral,
+  and never the USDT line, which on such accounts can be ~0 while the account is worth a lot.
+- Errors: OKX 51278/51280 -> StopWouldTrigger, 51016 (clOrdId) and 51065/51068 (algoClOrdId)
+  -> DuplicateClientId, 429/50011 -> RateLimited. On a write, a timeout, a cut-off answer, any
+  HTTP 5xx, and 51149/51054 ("timed out", outcome unknown) -> UnknownOutcome, resolved by client
+  id. Nothing is retried here: writes never are, reads may be retried by the caller
+  (trading.retry). ccxt's rate limiter stays on.
 
 ccxt is imported when an adapter is built, never at import time, so paper mode does not pay for
 it. Raw payloads and ccxt objects stay in this module and okx_parse.
@@ -31,6 +41,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from trading.adapters.okx_parse import (
+    ACCOUNT_LEVEL_EQUITY,
     AccountConfig,
     BadPayload,
     Contract,
@@ -41,9 +52,11 @@ from trading.adapters.okx_parse import (
     exception_names,
     fill_from,
     is_not_found,
+    leverage_from,
     oldest_id,
     order_from,
     position_from,
+    position_leverage,
     short_text,
     stop_from,
     translate_okx,
@@ -60,6 +73,7 @@ from trading.models import (
     Balance,
     Candle,
     Fill,
+    LeverageSetting,
     Market,
     Order,
     OrderSide,
@@ -79,6 +93,11 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 PAGE = 100  # OKX's largest page for order lists
 MAX_PAGES = 50
 FILL_POLL_DELAYS = (0.0, 0.1, 0.2, 0.4, 0.8)  # reading a market order's fill back
+# Stops are one-way TP/SL (``conditional``) and ``oco`` algo orders: OKX's app makes both, and
+# GET orders-algo-pending takes the two together, comma-separated (ccxt's okx client documents
+# its ordType parameter as "comma-separated stop orders: conditional, oco, ..."; OKX v5 docs,
+# "Get algo order list", ordType).
+STOP_ORD_TYPES = "conditional,oco"
 
 
 class AccountModeError(Rejected):
@@ -105,6 +124,27 @@ def _client_class() -> Any:
                     f"{method} {url.split('?')[0]}: the answer is not an OKX JSON object"
                 )
             return response
+
+        def handle_errors(
+            self,
+            code: int,
+            reason: str,
+            url: str,
+            method: str,
+            headers: Any,
+            body: str,
+            response: Any,
+            request_headers: Any,
+            request_body: Any,
+        ) -> Any:
+            # A 5xx may carry an OKX JSON body (51149 "Order timed out" comes with HTTP 500):
+            # ccxt would read its code as a plain refusal. Whatever the body, the server failed
+            # mid-request, so the outcome of a write is unknown: a network-class error.
+            if isinstance(code, int) and code >= 500:
+                raise ccxt_async.ExchangeNotAvailable(f"{self.id} HTTP {code} {body}")
+            return super().handle_errors(
+                code, reason, url, method, headers, body, response, request_headers, request_body
+            )
 
     return CheckedOkx
 
@@ -167,6 +207,7 @@ class OkxExchange:
         self._by_inst: dict[str, Contract] = {}
         self._load_lock = asyncio.Lock()
         self._account_ok = False
+        self._acct_lv = "2"
         self._levered: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -228,6 +269,7 @@ class OkxExchange:
         if problems:
             self._account_ok = False
             raise AccountModeError(f"okx {self.name}: " + "; ".join(problems))
+        self._acct_lv = config.acct_lv
         self._account_ok = True
         return config
 
@@ -248,14 +290,44 @@ class OkxExchange:
         self._levered[symbol] = leverage
 
     async def current_leverage(self, symbol: str) -> int | None:
-        """The symbol's leverage for the configured margin mode, read only (for the doctor)."""
-        await self._contract(symbol)
+        """The symbol's leverage for the configured margin mode, read only."""
+        c = await self._contract(symbol)
         await self._ready()
-        got = await self._call(
-            lambda: self._ex.fetch_leverage(symbol, {"marginMode": self.margin_mode})
+        raw = await self._call(
+            lambda: self._ex.privateGetAccountLeverageInfo(
+                {"instId": c.inst_id, "mgnMode": self.margin_mode}
+            )
         )
-        lever = got.get("longLeverage")
-        return int(lever) if isinstance(lever, int | float) else None
+        lever = _parse(lambda: leverage_from(raw, c, self.margin_mode)).leverage
+        return int(lever) if lever is not None else None
+
+    async def leverage_setting(self, symbol: str) -> LeverageSetting:
+        """What the symbol trades with now, read only (for ``warden doctor``): an open
+        position's own leverage and margin mode (GET account/positions) if there is one, else
+        the leverage OKX has for the configured margin mode (GET account/leverage-info)."""
+        c = await self._contract(symbol)
+        await self._ready()
+        raw = await self._call(
+            lambda: self._ex.privateGetAccountPositions({"instType": "SWAP", "instId": c.inst_id})
+        )
+
+        def held() -> LeverageSetting | None:
+            for info in raw.get("data") or []:
+                if isinstance(info, Mapping) and info.get("instId") == c.inst_id:
+                    found = position_leverage(info, c)
+                    if found is not None:
+                        return found
+            return None
+
+        setting = _parse(held)
+        if setting is not None:
+            return setting
+        info = await self._call(
+            lambda: self._ex.privateGetAccountLeverageInfo(
+                {"instId": c.inst_id, "mgnMode": self.margin_mode}
+            )
+        )
+        return _parse(lambda: leverage_from(info, c, self.margin_mode))
 
     async def server_time(self) -> float:
         """The exchange's clock in epoch seconds (OKX refuses requests more than 30 s off)."""
@@ -302,8 +374,8 @@ class OkxExchange:
         return list(found.values())
 
     async def _algo_history(self, symbol: str | None, state: str) -> list[Mapping[str, Any]]:
-        """Ended conditional algo orders in one state (OKX keeps 3 months)."""
-        params = {"trigger": True, "ordType": "conditional", "instType": "SWAP", "state": state}
+        """Ended conditional and oco algo orders in one state (OKX keeps 3 months)."""
+        params = {"trigger": True, "ordType": STOP_ORD_TYPES, "instType": "SWAP", "state": state}
         fetch = (
             self._ex.fetch_closed_orders if state == "effective" else self._ex.fetch_canceled_orders
         )
@@ -334,9 +406,12 @@ class OkxExchange:
         return Ticker(symbol, float(last), ts / 1000.0 if ts else time.time())
 
     async def balance(self) -> Balance:
+        """The equity Warden sizes from; by account mode, see the module docstring."""
         await self._ready()
-        raw = await self._call(lambda: self._ex.fetch_balance({"ccy": "USDT"}))
-        return _parse(lambda: balance_from(raw["info"]))
+        acct_lv = self._acct_lv
+        params = {} if acct_lv in ACCOUNT_LEVEL_EQUITY else {"ccy": "USDT"}
+        raw = await self._call(lambda: self._ex.fetch_balance(params))
+        return _parse(lambda: balance_from(raw["info"], acct_lv=acct_lv))
 
     async def positions(self, symbol: str | None = None) -> list[Position]:
         await self._ready()
@@ -420,14 +495,14 @@ class OkxExchange:
         return await self._call(fetch)
 
     async def open_stops(self, symbol: str | None = None) -> list[StopOrder]:
-        """Live conditional stop-losses (``ordType: conditional``; ``trigger`` alone would list
-        only ``ordType: trigger``)."""
+        """Live stop-losses: ``conditional`` and the stop-loss legs of ``oco`` algo orders
+        (``trigger`` alone would list only ``ordType: trigger``). Paused ones are not live."""
         await self._ready()
         if symbol is not None:
             await self._contract(symbol)
         infos = await self._pages(
             lambda q: self._ex.fetch_open_orders(symbol, None, PAGE, q),
-            {"ordType": "conditional", "instType": "SWAP"},
+            {"trigger": True, "ordType": STOP_ORD_TYPES, "instType": "SWAP"},
             "algoId",
         )
         stops = _parse(lambda: self._stops(infos))
@@ -445,7 +520,7 @@ class OkxExchange:
     async def stop_history(
         self, symbol: str | None = None, since: float | None = None
     ) -> list[StopOrder]:
-        """Every conditional stop that ended since ``since`` (by its last update), oldest
+        """Every conditional/oco stop that ended since ``since`` (by its last update), oldest
         first: triggered (``effective``), canceled, and failed (``order_failed`` + failCode)."""
         await self._ready()
         if symbol is not None:
@@ -455,11 +530,7 @@ class OkxExchange:
             infos += await self._algo_history(symbol, state)
         unique = list({str(i.get("algoId")): i for i in infos}.values())
         stops = _parse(lambda: self._stops(unique))
-        return [
-            s
-            for s in stops
-            if s.state is not StopState.LIVE and (since is None or s.updated_at >= since)
-        ]
+        return [s for s in stops if s.state.terminal and (since is None or s.updated_at >= since)]
 
     async def fills(self, symbol: str | None = None, since: float | None = None) -> list[Fill]:
         """Executions of the last 3 months (GET trade/fills-history), oldest first; a

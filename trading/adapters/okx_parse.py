@@ -31,6 +31,7 @@ from trading.models import (
     Balance,
     Candle,
     Fill,
+    LeverageSetting,
     Market,
     Order,
     OrderSide,
@@ -43,15 +44,22 @@ from trading.models import (
 
 SETTLE = "USDT"
 STOP_WOULD_TRIGGER = frozenset({"51278", "51280"})  # SL trigger on the wrong side of last
-DUPLICATE_CLIENT_ID = frozenset({"51016"})
+# 51016: a reused clOrdId (trade/order); 51065 and 51068: a reused algoClOrdId
+# (trade/order-algo). OKX v5 docs, "Error Code" > "REST API" > "Trade"
+# (https://www.okx.com/docs-v5/en/#error-code-rest-api-trade). All mean "already placed".
+DUPLICATE_CLIENT_ID = frozenset({"51016", "51065", "51068"})
+# 51149 "Order timed out" and 51054 "Request timed out" come with HTTP 500 and OKX documents
+# the outcome as unknown (same table): the order may exist, so ask by client id, never resend.
+OUTCOME_UNKNOWN = frozenset({"51149", "51054"})
 RATE_LIMIT = frozenset({"50011", "50040", "50061"})
 NOT_FOUND = frozenset({"51603"})
 ERROR_TEXT_MAX = 240
 
-# the algo order's own state (GET trade/order-algo, orders-algo-pending, orders-algo-history)
+# the algo order's own state (GET trade/order-algo, orders-algo-pending, orders-algo-history);
+# ``pause`` exists but is not in effect (OKX v5 docs, "Get algo order list", field ``state``)
 ALGO_STATES = {
     "live": StopState.LIVE,
-    "pause": StopState.LIVE,
+    "pause": StopState.PAUSED,
     "partially_effective": StopState.LIVE,
     "effective": StopState.TRIGGERED,
     "canceled": StopState.CANCELED,
@@ -67,6 +75,7 @@ ORDER_STATES = {
 }
 
 # GET account/config acctLv: swaps need at least the "futures" (single-currency margin) mode
+ACCOUNT_LEVEL_EQUITY = frozenset({"3", "4"})  # equity is account-level, in USD (adjEq/availEq)
 ACCOUNT_LEVELS = {
     "1": "spot mode",
     "2": "futures mode (single-currency margin)",
@@ -253,28 +262,55 @@ def stop_state(raw: Mapping[str, Any]) -> tuple[StopState, str | None]:
         return StopState.FAILED, fail_code or f"state {state}"
     if known is StopState.FAILED:
         return known, fail_code or "unknown"
+    if known is StopState.TRIGGERED and raw.get("actualSide") == "tp":
+        # a conditional/oco with both legs ended through its take-profit: the stop-loss leg
+        # never fired, it ended with its sibling (OKX v5 docs, algo order ``actualSide``)
+        return StopState.CANCELED, None
     return known, None
 
 
+def stop_size(raw: Mapping[str, Any], contract: Contract) -> tuple[float, bool]:
+    """(base units, whole position). An algo set to close the whole position carries
+    ``closeFraction: "1"`` and an empty ``sz`` (OKX v5 docs, "Place algo order":
+    ``closeFraction``, only 1 is supported, then ``sz`` is not passed)."""
+    fraction = opt_text(raw, "closeFraction")
+    if fraction is not None:
+        if not _is_number(fraction) or Decimal(fraction) != 1:
+            raise BadPayload(f"closeFraction {fraction!r}: only 1 (the whole position) is known")
+        return 0.0, True
+    return contract.to_base(positive(raw, "sz")), False
+
+
+def _is_number(value: str) -> bool:
+    try:
+        return Decimal(value).is_finite()
+    except InvalidOperation:
+        return False
+
+
 def stop_from(raw: Mapping[str, Any], contract: Contract) -> StopOrder | None:
-    """A conditional algo record -> StopOrder; None when it is not a stop-loss (a take-profit)."""
+    """A ``conditional`` or ``oco`` algo record -> StopOrder; None when it has no stop-loss leg
+    (a take-profit alone). The stop-loss leg of an oco is a stop, its take-profit leg is not.
+    A whole-position stop (``closeFraction: "1"``) only ever reduces, whatever reduceOnly says."""
     if opt_text(raw, "slTriggerPx") is None:
         return None
     trigger = positive(raw, "slTriggerPx")
     state, fail_code = stop_state(raw)
     created = seconds(raw, "cTime")
+    size, whole = stop_size(raw, contract)
     return StopOrder(
         symbol=contract.symbol,
         id=text(raw, "algoId"),
         client_id=opt_text(raw, "algoClOrdId") or opt_text(raw, "clOrdId"),
         side=_side(raw),
-        size=contract.to_base(positive(raw, "sz")),
+        size=size,
         trigger_price=float(trigger),
         state=state,
-        reduce_only=str(raw.get("reduceOnly", "")).lower() == "true",
+        reduce_only=whole or str(raw.get("reduceOnly", "")).lower() == "true",
         fail_code=fail_code,
         created_at=created,
         updated_at=seconds(raw, "uTime") or created,
+        whole_position=whole,
     )
 
 
@@ -297,11 +333,29 @@ def position_from(raw: Mapping[str, Any], contract: Contract) -> Position | None
     )
 
 
-def balance_from(response: Mapping[str, Any], currency: str = SETTLE) -> Balance:
-    """GET account/balance: the currency's equity (incl. unrealised P&L) and what is free."""
+def balance_from(
+    response: Mapping[str, Any], currency: str = SETTLE, acct_lv: str = "2"
+) -> Balance:
+    """GET account/balance -> the equity Warden sizes from.
+
+    Single-currency margin (acctLv 2): the settle currency's line, ``eq`` (incl. unrealised
+    P&L) and ``availEq``. Multi-currency (3) and portfolio margin (4): every collateral
+    currency backs the swaps, so the figure is account level, in USD: ``adjEq`` (equity after
+    OKX's collateral discounts, what margin is computed on) and ``availEq``. ``totalEq`` is not
+    used: it counts currencies that are not collateral (ccxt's recorded fetchBalance shows
+    totalEq 43.7M USD on an account whose adjEq is 152.5k and whose USDT line is 0.0003).
+    """
     data = response.get("data")
     if not isinstance(data, list) or not data or not isinstance(data[0], Mapping):
         raise BadPayload("balance without data")
+    if acct_lv in ACCOUNT_LEVEL_EQUITY:
+        account = data[0]
+        equity = dec(account, "adjEq")
+        available = dec(account, "availEq")
+        if equity < 0 or available < 0:
+            raise BadPayload(f"account equity adjEq {equity} / availEq {available} is negative")
+        in_use = max(equity - available, Decimal(0))
+        return Balance("USD", float(equity), float(available), float(in_use))
     details = data[0].get("details")
     if not isinstance(details, list):
         raise BadPayload("balance without details")
@@ -316,6 +370,38 @@ def balance_from(response: Mapping[str, Any], currency: str = SETTLE) -> Balance
                 currency, float(total), float(free), float(used if used is not None else 0)
             )
     return Balance(currency, 0.0, 0.0, 0.0)
+
+
+def leverage_from(
+    response: Mapping[str, Any], contract: Contract, margin_mode: str
+) -> LeverageSetting:
+    """GET account/leverage-info: the instrument's leverage in ``margin_mode`` (net mode has
+    one record; hedge mode one per side, the first is taken: such accounts are refused)."""
+    data = response.get("data")
+    if not isinstance(data, list):
+        raise BadPayload("leverage without data")
+    for item in data:
+        if isinstance(item, Mapping) and item.get("instId") == contract.inst_id:
+            lever = opt_dec(item, "lever")
+            if lever is not None and lever <= 0:
+                raise BadPayload(f"field 'lever' is not above zero: {lever}")
+            return LeverageSetting(
+                contract.symbol,
+                float(lever) if lever is not None else None,
+                opt_text(item, "mgnMode") or margin_mode,
+            )
+    return LeverageSetting(contract.symbol, None, margin_mode)
+
+
+def position_leverage(raw: Mapping[str, Any], contract: Contract) -> LeverageSetting | None:
+    """The leverage and margin mode an open position actually runs with; None when flat."""
+    pos = opt_dec(raw, "pos")
+    if pos is None or pos == 0:
+        return None
+    lever = opt_dec(raw, "lever")
+    return LeverageSetting(
+        contract.symbol, float(lever) if lever is not None else None, opt_text(raw, "mgnMode")
+    )
 
 
 def candle_from(row: Any) -> Candle:
@@ -449,21 +535,32 @@ def short_text(value: str) -> str:
 
 def translate_okx(exc: BaseException, *, write: bool, client_id: str | None) -> ExchangeError:
     """A ccxt exception from the okx client -> the port's taxonomy, OKX codes read from the
-    answer in the exception text. Messages are short and carry no raw payload."""
+    answer in the exception text. Messages are short and carry no raw payload.
+
+    On a write, whatever leaves the outcome open is an UnknownOutcome (resolved by client id,
+    I2): a timeout, a cut-off answer, any 5xx (the client raises ExchangeNotAvailable for those,
+    see okx.py), and 51149/51054 whatever the HTTP status."""
     names = exception_names(exc)
     code, msg = error_payload(str(exc))
     reason = f"okx: {msg or 'request failed'}"
     if "BadResponse" in names:
         what = f"unreadable answer from okx: {short_text(str(exc))}"
         return UnknownOutcome(what, client_id) if write else NetworkError(what)
+    if code in RATE_LIMIT:
+        return RateLimited(f"rate limited by okx: {msg or 'too many requests'} (code {code})")
+    if code in OUTCOME_UNKNOWN:
+        what = f"{reason} (code {code}): outcome unknown"
+        return UnknownOutcome(what, client_id) if write else NetworkError(what)
+    throttled = "RateLimitExceeded" in names or "DDoSProtection" in names
+    if write and "NetworkError" in names and not throttled:
+        shown = f"{reason} (code {code})" if code else short_text(str(exc))
+        return UnknownOutcome(f"no answer to a write ({type(exc).__name__}): {shown}", client_id)
     if code in STOP_WOULD_TRIGGER:
         return StopWouldTrigger(reason, code)
     if code in DUPLICATE_CLIENT_ID:
         return DuplicateClientId(reason, code)
-    if code in RATE_LIMIT:
-        return RateLimited(f"rate limited by okx: {msg or 'too many requests'} (code {code})")
-    shown = type(exc)(reason if code else short_text(str(exc)))
-    err = translate(shown, write=write, client_id=client_id, code=code)
+    shown_exc = type(exc)(reason if code else short_text(str(exc)))
+    err = translate(shown_exc, write=write, client_id=client_id, code=code)
     if isinstance(err, Rejected):
         return type(err)(err.reason, code)
     return err

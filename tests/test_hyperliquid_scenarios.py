@@ -272,3 +272,45 @@ async def test_a_guardian_that_cannot_read_changes_nothing(rig: Rig) -> None:
     rig.fake.clear_faults()
     repaired = await rig.reconcile()
     assert repaired.protected == 1 and len(rig.fake.live_stops()) == 1
+
+
+# -- stops set in Hyperliquid's UI, and a gap through a stop's limit -----------------------------
+
+
+async def test_a_guardian_pass_runs_with_stops_the_trader_set_in_the_ui(rig: Rig) -> None:
+    """A position TP/SL (isPositionTpsl, size "0.0") on one position and a sized UI stop
+    without a cloid on another: the guardian's pass reads them and completes."""
+    rig.fake.open_position("BTC", 0.002, 69060.0)
+    whole = rig.fake.add_position_tpsl("BTC", 65000.0)
+    rig.fake.open_position("ETH", -ETH_SIZE, 1950.0)
+    sized = rig.fake.add_trigger("ETH", True, ETH_SIZE, 2100.0, 2310.0)
+
+    report = await rig.reconcile()
+
+    assert report.positions == 2, report
+    stops = {s.id: s for s in await rig.ex.open_stops()}
+    assert stops[str(whole.oid)].whole_position and not stops[str(whole.oid)].placed_by_warden
+    assert not stops[str(sized.oid)].placed_by_warden
+    assert (await rig.reconcile()).positions == 2
+    assert rig.entries() == []
+
+
+async def test_a_gap_through_the_stops_limit_leaves_no_live_stop_and_the_guardian_acts(
+    rig: Rig,
+) -> None:
+    """The mark gaps through the verified stop (65,600) and its limit (59,040): the stop
+    fired, its limit rests unfilled, the long is still open. The adapter reports no live stop,
+    so the guardian sees the position unprotected and acts (the level is passed: it closes)."""
+    assert (await rig.open(BTC, LONG, 0.001, BTC_STOP)).outcome is Outcome.PROTECTED
+    [stop] = rig.fake.live_stops()
+    rig.fake.set_mark("BTC", 58000.0)
+    assert stop.resting and len(await rig.ex.positions()) == 1
+    assert await rig.ex.open_stops(BTC) == []
+
+    report = await rig.reconcile()
+
+    assert report.protected == 0 and report.actions, report
+    assert await rig.ex.positions() == []
+    *_, close = rig.fake.order_actions()
+    assert close["r"] is True and close["b"] is False and "limit" in close["t"]
+    assert len(rig.entries()) == 1

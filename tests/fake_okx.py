@@ -111,7 +111,8 @@ class Faults:
     fail_after: float = 0.0  # seconds such a stop is seen live before it fails
     rate_limited: int = 0  # next N requests matching rate_limit_paths: HTTP 429, code 50011
     rate_limit_paths: tuple[str, ...] = ()  # path suffixes; empty: every request
-    server_errors: int = 0  # next N requests: HTTP 503
+    server_errors: int = 0  # next N requests: HTTP 503 (HTML), or 500 + OKX JSON code 50026
+    server_error_json: bool = False
     lost_responses: int = 0  # next N POST trade/order: executed, the answer never arrives
     lose_by: Literal["drop", "stall"] = "drop"  # connection closed, or no answer in time
     stall_seconds: float = 30.0
@@ -354,6 +355,9 @@ class FakeOkx:
         f = self.faults
         if f.server_errors > 0:
             f.server_errors -= 1
+            if f.server_error_json:
+                body = {"code": "50026", "msg": "System error. Try again later.", "data": []}
+                return web.json_response(body, status=500)
             return web.Response(status=503, text="<html>503 Service Temporarily Unavailable</html>")
         if f.rate_limited > 0 and _matches(request, f.rate_limit_paths):
             f.rate_limited -= 1

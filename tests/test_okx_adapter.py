@@ -196,6 +196,81 @@ async def test_positions_and_balance(fake: FakeOkx, okx: OkxExchange) -> None:
     assert bal.used == pytest.approx(margin) and bal.free == pytest.approx(bal.total - margin)
 
 
+@pytest.mark.parametrize("acct_lv", ["3", "4"])
+async def test_multi_currency_and_portfolio_accounts_size_from_account_equity(
+    fake: FakeOkx, okx: OkxExchange, acct_lv: str
+) -> None:
+    """acctLv 3/4: the USDT line is dust while the account is worth 10,000 USD in BTC
+    collateral; totalEq also counts 5,000 USD that is not collateral. Sized from adjEq."""
+    fake.acct_lv, fake.non_collateral_usd = acct_lv, Decimal(5_000)
+    await okx.prepare(BTC_SYM, 5)
+    await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+
+    bal = await okx.balance()
+
+    fee = 0.05 * 69_060 * 0.0005
+    margin = 0.05 * 69_060 / 5
+    assert bal.currency == "USD" and bal.total == pytest.approx(10_000 - fee)
+    assert bal.free == pytest.approx(10_000 - fee - margin) and bal.used == pytest.approx(margin)
+    [query] = [c.query for c in fake.calls("GET", "account/balance")]
+    assert "ccy" not in query  # account-level figures, every currency counted once
+
+
+async def test_leverage_setting_reads_the_position_or_the_configured_mode(fake: FakeOkx) -> None:
+    okx = adapter(fake, leverage=3, margin_mode="isolated")
+    try:
+        before = await okx.leverage_setting(BTC_SYM)
+        assert (before.symbol, before.leverage, before.margin_mode) == (BTC_SYM, 10, "isolated")
+        assert fake.calls("POST", "account/set-leverage") == []  # read only
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+        after = await okx.leverage_setting(BTC_SYM)
+        fake.open_outside(ETH, "sell", "3", mode="cross")  # opened in OKX's app, cross, 10x
+        eth = await okx.leverage_setting(ETH_SYM)
+    finally:
+        await okx.close()
+    assert (after.leverage, after.margin_mode) == (3, "isolated")
+    assert (eth.leverage, eth.margin_mode) == (10, "cross")  # the position's own, not config
+    [info] = [c.query for c in fake.calls("GET", "account/leverage-info")]
+    assert info == {"instId": BTC, "mgnMode": "isolated"}
+
+
+@pytest.mark.parametrize("code", ["51149", "51054", "50026"])
+async def test_a_placement_applied_then_timed_out_is_an_unknown_outcome(
+    fake: FakeOkx, okx: OkxExchange, code: str
+) -> None:
+    await okx.markets()
+    fake.faults.timeout_after_apply, fake.faults.timeout_code = 2, code
+
+    with pytest.raises(UnknownOutcome) as entry:
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    with pytest.raises(UnknownOutcome) as stop:
+        await okx.place_stop(BTC_SYM, SELL, 0.05, 65_600.0, "wdtest1s1")
+
+    assert (entry.value.client_id, stop.value.client_id) == ("wdtest1e1", "wdtest1s1")
+    assert not isinstance(entry.value, Rejected) and not entry.value.retryable
+    no_payload(entry.value)
+    order = await okx.get_order(BTC_SYM, client_id="wdtest1e1")  # both went through
+    placed = await okx.get_stop(BTC_SYM, client_id="wdtest1s1")
+    assert order is not None and order.status is OrderStatus.FILLED
+    assert placed is not None and placed.state is StopState.LIVE
+
+
+async def test_a_5xx_with_an_okx_body_is_retryable_on_reads_unknown_on_writes(
+    fake: FakeOkx, okx: OkxExchange
+) -> None:
+    """ccxt alone reads a 5xx's OKX code as a plain refusal; the server failed mid-request."""
+    await okx.balance()
+    fake.faults.server_errors, fake.faults.server_error_json = 2, True
+    with pytest.raises(NetworkError) as read:
+        await okx.positions()
+    with pytest.raises(UnknownOutcome) as write:
+        await okx.place_market_order(BTC_SYM, BUY, 0.05, "wdtest1e1")
+    assert read.value.retryable and write.value.client_id == "wdtest1e1"
+    assert "50026" in str(write.value)
+    no_payload(read.value)
+    no_payload(write.value)
+
+
 async def test_candles_all_of_them_oldest_first_and_the_ticker(
     fake: FakeOkx, okx: OkxExchange
 ) -> None:

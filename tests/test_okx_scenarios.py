@@ -403,3 +403,132 @@ async def test_close_cancels_the_stop_and_closes_reduce_only(rig: Rig) -> None:
     [canceled] = await rig.okx.stop_history(ETH_SYM)
     assert canceled.state is StopState.CANCELED
     assert await rig.okx.open_orders() == [] and await rig.okx.positions() == []
+
+
+# (g) OKX's own "timed out" (51149 / 51054, HTTP 500): applied, outcome unknown --------------
+
+
+@pytest.mark.parametrize("code", ["51149", "51054", "50026"])
+async def test_entry_applied_then_timed_out_is_resolved_by_client_id(rig: Rig, code: str) -> None:
+    """OKX documents 51149 "Order timed out" and 51054 "Request timed out" (both HTTP 500) as
+    an unknown outcome; 50026 "System error" is any other 5xx with a JSON body. The order went
+    through: `warden open` must find it by clOrdId and go on exactly as after a clean fill."""
+    await rig.okx.markets()
+    rig.fake.faults.timeout_after_apply, rig.fake.faults.timeout_code = 1, code
+    rig.fake.faults.timeout_paths = ("trade/order",)
+
+    res = await rig.open(BTC_SYM, LONG, 0.05, BTC_STOP)
+
+    assert res.outcome is Outcome.PROTECTED, res.detail
+    assert rig.fake.faults.timeout_after_apply == 0  # the fault did fire
+    [post] = rig.fake.calls("POST", "trade/order")  # one order, never resent
+    [order] = rig.fake.filled_orders()
+    [intent] = await rig.journal.intents(SCOPE)
+    assert post.body["clOrdId"] == order["clOrdId"] == intent.client_id
+    assert (intent.status, intent.filled) == (IntentStatus.FILLED, 0.05)
+    lookups = [c.query for c in rig.fake.calls("GET", "trade/order")]
+    assert {"instId": BTC, "clOrdId": intent.client_id} in lookups
+    algo_id = one_live_stop(rig, BTC, "sell", "5", "65600")
+    [rec] = await rig.journal.stops_for(SCOPE, BTC_SYM)
+    assert (rec.status, rec.exchange_id) == (StopStatus.VERIFIED, algo_id)  # read back live
+    assert (await rig.reconcile()).clean
+
+
+@pytest.mark.parametrize("code", ["51149", "51054"])
+async def test_stop_applied_then_timed_out_is_resolved_by_algo_client_id(
+    rig: Rig, code: str
+) -> None:
+    await rig.okx.markets()
+    rig.fake.faults.timeout_after_apply, rig.fake.faults.timeout_code = 1, code
+    rig.fake.faults.timeout_paths = ("trade/order-algo",)
+
+    res = await rig.open(BTC_SYM, LONG, 0.05, BTC_STOP)
+
+    assert res.outcome is Outcome.PROTECTED and res.stop_attempts == 1, res.detail
+    [post] = rig.fake.calls("POST", "trade/order-algo")  # never placed twice
+    algo_id = one_live_stop(rig, BTC, "sell", "5", "65600")
+    [rec] = await rig.journal.stops_for(SCOPE, BTC_SYM)
+    assert (rec.status, rec.exchange_id, rec.client_id) == (
+        StopStatus.VERIFIED,
+        algo_id,
+        post.body["algoClOrdId"],
+    )
+    assert {"instId": BTC, "algoClOrdId": rec.client_id} in [
+        c.query for c in rig.fake.calls("GET", "trade/order-algo")
+    ]
+    assert (await rig.reconcile()).clean
+
+
+# (h) stops the trader set in OKX's app, paused stops ------------------------------------------
+
+
+async def test_stops_set_in_okx_app_are_read_and_the_guardian_runs(rig: Rig) -> None:
+    """A whole-position stop (closeFraction "1", empty sz, empty algoClOrdId) and an oco with a
+    foreign client id: open_stops, get_stop and stop_history read them, the guardian runs."""
+    rig.fake.open_outside(BTC, "buy", "5")
+    rig.fake.open_outside(ETH, "sell", "3")
+    whole = rig.fake.place_outside_stop(BTC, "sell", "65000")
+    oco = rig.fake.place_outside_stop(
+        ETH, "buy", "2100", sz="3", tp_trigger="1800", ord_type="oco", algo_cl_ord_id="app77"
+    )
+
+    stops = {s.id: s for s in await rig.okx.open_stops()}
+
+    assert set(stops) == {whole, oco}
+    w, o = stops[whole], stops[oco]
+    assert (w.whole_position, w.size, w.reduce_only, w.trigger_price) == (True, 0.0, True, 65000)
+    assert (w.client_id, w.placed_by_warden) == (None, False)
+    assert (o.whole_position, o.size, o.trigger_price, o.client_id) == (False, 0.3, 2100, "app77")
+    assert (await rig.okx.get_stop(BTC_SYM, stop_id=whole)) == w
+    assert (await rig.okx.get_stop(ETH_SYM, client_id="app77")) == o
+
+    report = await rig.reconcile()  # the guardian's rules for these are its own: no crash
+
+    assert not report.errors, report
+    rig.fake.set_price(BTC, 64_900.0)  # the app's stop fires and closes the whole position
+    assert rig.fake.position(BTC) == 0
+    rig.fake.set_price(ETH, 1_790.0)  # the oco's take-profit leg closes the short
+    assert rig.fake.position(ETH) == 0
+    ended = {s.id: s for s in await rig.okx.stop_history()}
+    assert ended[whole].state is StopState.TRIGGERED and ended[whole].whole_position
+    assert ended[oco].state is StopState.CANCELED  # its stop-loss leg never fired
+    assert not (await rig.reconcile()).errors
+
+
+async def test_a_paused_stop_is_never_protection(rig: Rig) -> None:
+    assert (await rig.open(BTC_SYM, LONG, 0.05, BTC_STOP)).outcome is Outcome.PROTECTED
+    [original] = rig.stops("live")
+    rig.fake.set_algo_state(original["algoId"], "pause")  # paused in OKX's app
+
+    seen = await rig.okx.get_stop(BTC_SYM, stop_id=original["algoId"])
+    assert seen is not None and seen.state is StopState.PAUSED
+    assert await rig.okx.open_stops() == []
+    rig.fake.set_price(BTC, 65_500.0)  # a paused algo does not fire
+    assert rig.fake.position(BTC) == Decimal(5)
+
+    report = await rig.reconcile()
+
+    # the level is passed and the only stop is paused: closed, never taken as protected
+    assert not report.errors and report.protected == 0, report
+    assert rig.fake.position(BTC) == 0
+
+
+# (i) leverage -----------------------------------------------------------------------------------
+
+
+async def test_leverage_is_sent_per_instrument_with_the_margin_mode_before_entries(
+    rig: Rig,
+) -> None:
+    assert (await rig.open(BTC_SYM, LONG, 0.05, BTC_STOP)).outcome is Outcome.PROTECTED
+    assert (await rig.open(ETH_SYM, SHORT, 0.5, ETH_STOP)).outcome is Outcome.PROTECTED
+
+    levers = [c.body for c in rig.fake.calls("POST", "account/set-leverage")]
+    assert levers == [
+        {"lever": 5, "mgnMode": "cross", "instId": BTC},
+        {"lever": 5, "mgnMode": "cross", "instId": ETH},
+    ]
+    order_of = [
+        (r.method, r.path.rsplit("/", 1)[1]) for r in rig.fake.requests if r.method == "POST"
+    ]
+    assert order_of.index(("POST", "set-leverage")) < order_of.index(("POST", "order"))
+    assert (await rig.okx.leverage_setting(ETH_SYM)).leverage == 5

@@ -62,6 +62,8 @@ async def _on_account(ctx: Context, name: str) -> int:
         drill.step(f"drill {name}: safety net HELD and the account is back to how it was")
     elif drill.failures:
         drill.step(f"drill {name}: safety net FAILED: " + "; ".join(drill.failures))
+    elif code == exit_codes.REFUSED:
+        drill.step(f"drill {name}: safety net held, but the account is NOT back to how it was")
     else:
-        drill.step(f"drill {name}: not passed (exit {code})")
+        drill.step(f"drill {name}: interrupted; the account is back to how it was")
     return code

@@ -379,6 +379,9 @@ async def _clean(d: LiveDrill) -> None:
                 error = str(exc)
             if error is not None:
                 d.run.step(f"  cleanup: close of {p.side.value} {p.size} failed: {error}")
+        if [p for p in await retry.read(ex.positions) if p.symbol == t.symbol]:
+            d.run.step("  cleanup: the position remains, so its stops stay: they protect it")
+            return
         for s in await retry.read(lambda: ex.open_stops(t.symbol)):
             await lease.ensure()
             try:
@@ -484,11 +487,14 @@ def report(run: DrillRun, t: Target, left: list[str], interrupted: bool) -> int:
         run.step(f"LEFT ON EXCHANGE {t.exchange} by the drill (cleanup failed):")
         for item in left:
             run.step(f"  {item}")
-        run.step(
-            f"what to do: close it with `warden close {t.symbol} --exchange {t.exchange} --yes` "
-            "(or in the venue's app), cancel the stop(s) listed there, then check with "
-            f"`warden status --exchange {t.exchange}`"
-        )
+        if any(item.startswith("position ") for item in left):
+            todo = (
+                f"close it with `warden close {t.symbol} --exchange {t.exchange} --yes` (it "
+                "cancels the position's stops too) or in the venue's app"
+            )
+        else:
+            todo = "cancel the stop(s) listed above in the venue's app"
+        run.step(f"what to do: {todo}, then check with `warden status --exchange {t.exchange}`")
         return exit_codes.REFUSED
     run.step(f"cleanup: read back from {t.exchange}: no position and no stop on {t.symbol}")
     if interrupted:

@@ -14,6 +14,7 @@ from typing import Any
 from bot import exit_codes
 from bot.config.errors import ConfigError
 from bot.context import Context, build_context
+from bot.drills import DRILLS
 from bot.logs import redactor
 from storage.errors import StorageError
 from trading.errors import ExchangeError
@@ -252,8 +253,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="file or folder to write (default: ./SYMBOL_TF.csv, the replay file name)",
     )
     p.add_argument("--api-url", metavar="URL", help="another base URL for the exchange's API")
-    p = add("drill", "run a scripted failure drill on a throwaway paper exchange", _lazy("drill"))
-    p.add_argument("name", metavar="NAME")
+    p = add(
+        "drill",
+        "run a scripted failure drill on a throwaway paper exchange, or (double-open, "
+        "stop-removed) on a configured exchange account with --exchange",
+        _lazy("drill"),
+    )
+    p.epilog = (
+        "drills: " + ", ".join(DRILLS) + " (what each proves: README, Drills). With "
+        "--exchange the drill trades the market's minimum size on that account (sandbox = true "
+        "required, else --real-money), is refused (75) while the symbol holds a position or "
+        "stop, and always closes and cancels what it made (exit 1 naming anything left)"
+    )
+    p.add_argument("name", metavar="NAME", help="the drill (listed below)")
+    p.add_argument(
+        "--exchange",
+        metavar="NAME",
+        help="run double-open or stop-removed on this configured exchange account",
+    )
+    p.add_argument(
+        "--symbol",
+        metavar="SYMBOL",
+        help="with --exchange: the symbol to trade (BTC/USDT:USDT, or btc, BTCUSDT; default BTC)",
+    )
+    p.add_argument(
+        "--stop-percent",
+        type=positive_number,
+        metavar="PCT",
+        help="with --exchange: the stop's distance below the last price in percent (default 3)",
+    )
+    p.add_argument(
+        "--real-money",
+        action="store_true",
+        help="with --exchange: allow an exchange without sandbox = true (real money)",
+    )
     add("doctor", "check configuration, secrets and database", _lazy("doctor"), json_flag=True)
     p = add(
         "health",

@@ -92,8 +92,9 @@ def daily_summary(
     lines = [f"Daily summary {_day(since)} - {_day(until)}"]
     if day:
         lines.append(
-            f"P&L {tot.net_pnl:+,.2f} {currency} net over {tot.trades} trade(s) "
-            f"({tot.wins} won, {tot.trades - tot.wins} lost); fees {tot.fees:,.2f}"
+            f"P&L {tot.net_pnl:+,.2f} {currency} net of fees over {tot.trades} closed trade(s) "
+            f"({tot.wins} won, {tot.trades - tot.wins} lost; open positions not included); "
+            f"fees {tot.fees:,.2f}"
         )
         faults: dict[str, float] = {}
         for f in (f for t in day for f in t.faults):
@@ -105,7 +106,7 @@ def daily_summary(
         )
         for row in summarize(day):
             lines.append(
-                f"  {row.exchange} {row.strategy}: {row.trades} trade(s), win rate "
+                f"  {row.exchange} {row.strategy}: {row.trades} closed trade(s), win rate "
                 f"{row.win_rate:.0%}, net {row.net_pnl:+,.2f}, execution {row.execution_cost:,.2f}"
             )
     else:

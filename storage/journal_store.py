@@ -132,6 +132,17 @@ class JournalStore:
                 (scope, int(paused), reason, self.clock()),
             )
 
+    async def pause_reason(self, scope: str) -> str | None:
+        """Why entries are paused on ``scope`` (its own pause first, then the all-exchanges
+        one), or None when they are not."""
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT reason FROM pause WHERE scope IN (?, '*') AND paused ORDER BY scope = '*'",
+                (scope,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else str(row[0] or "")
+
     # --- intents -----------------------------------------------------------------------------
 
     async def record_refusal(

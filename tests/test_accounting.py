@@ -246,10 +246,10 @@ async def test_daily_summary_of_the_accounts(ledger: Ledger) -> None:
         text = await collect_daily_summary([acct], time.time() + 1)
     finally:
         await db.close()
-    assert "over 5 trade(s) (1 won, 4 lost)" in text
+    assert "net of fees over 5 closed trade(s) (1 won, 4 lost; open positions not included)" in text
     assert f"P&L {NET_1 + NET_2 + NET_3 + NET_4 + NET_5:+,.2f} USDT" in text
     assert "Execution-fault cost 10.45 USDT (emergency_close 7.08, extra_size 3.36)" in text
-    assert "paper btc_momentum: 2 trade(s), win rate 50%" in text
+    assert "paper btc_momentum: 2 closed trade(s), win rate 50%" in text
     assert "Open positions (1):" in text
     assert f"paper {BTC} long 0.001 @ 67033.5" in text and "stop 62000 live, full size" in text
     quiet = daily_summary(ledger.trades, [], time.time() + 10, time.time() + 20)

@@ -8,10 +8,12 @@ the journal only says whose fills they were and why (trading.attribution).
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from trading import retry
@@ -29,6 +31,8 @@ from trading.attribution import (
     warden_entries,
     warden_size,
 )
+from trading.errors import ExchangeError
+from trading.journal import Intent
 from trading.models import Fill, OrderSide, PositionSide
 from trading.port import ExchangePort
 
@@ -39,6 +43,50 @@ def iso(ts: float) -> str:
 
 def _money(x: float) -> float:
     return round(x, 8)
+
+
+def owner_of(purpose: str | None) -> str:
+    """Who a position belongs to, from the purpose of the entry that opened it: a strategy's
+    name, "manual" (cli, Telegram), or "external" (no Warden entry: opened elsewhere)."""
+    return "external" if purpose is None else strategy_of(purpose)
+
+
+def trade_pnl(
+    side: PositionSide,
+    size: float,
+    entry_price: float,
+    exit_price: float,
+    fees: float,
+    funding: float = 0.0,
+) -> float:
+    """Realised P&L of a round trip net of every fee paid (entry and exit) and funding: the one
+    formula behind `warden pnl`, the daily summary and the closing alerts."""
+    return side.loss_at(entry_price, exit_price, size) - fees - funding
+
+
+async def closing_pnl(
+    exchange: ExchangePort,
+    entry: Intent | None,
+    side: PositionSide,
+    size: float,
+    exit_price: float,
+    exit_fee: float,
+    entry_price: float,
+) -> float:
+    """What a closing alert shows: ``trade_pnl`` with the entry's own fill price and fee read
+    from the exchange's entry order (its share for the size closed), as `warden pnl` reads
+    them from the fills. Without that order (not Warden's entry, or unreadable) the entry fee
+    is unknown and only the exit fee is taken, at ``entry_price``."""
+    entry_fee = 0.0
+    if entry is not None:
+        with contextlib.suppress(ExchangeError, NotImplementedError):
+            order = await retry.read(
+                partial(exchange.get_order, entry.symbol, client_id=entry.client_id)
+            )
+            if order is not None and order.filled:
+                entry_fee = order.fee * min(1.0, size / order.filled)
+                entry_price = order.average_price or entry_price
+    return trade_pnl(side, size, entry_price, exit_price, entry_fee + exit_fee)
 
 
 @dataclass(frozen=True)
@@ -159,11 +207,11 @@ def build_trade(exchange: str, trip: RoundTrip, view: JournalView, bound_bps: fl
     out = sum(p.size for p in trip.exits)
     paid = sum(p.size * p.fill.price for p in trip.entries)
     got = sum(p.size * p.fill.price for p in trip.exits)
-    sign = 1.0 if trip.side is PositionSide.LONG else -1.0
-    gross = sign * (got - paid)
     fees = sum(p.fee for p in (*trip.entries, *trip.exits))
     funding = sum(p.funding for p in (*trip.entries, *trip.exits))
-    net = gross - fees - funding
+    # a closed trip's exits add up to its entries: priced per base unit, at the averages
+    gross = trade_pnl(trip.side, 1.0, paid, got, 0.0)
+    net = trade_pnl(trip.side, 1.0, paid, got, fees, funding)
     mine = warden_entries(trip.entries, view)
     split = attribute(trip.side, trip.entries, trip.exits, net, view, bound_bps)
     return Trade(
@@ -249,7 +297,10 @@ class SummaryRow:
             for f in fields(self)
         }
         data["losses"] = self.trades - self.wins
-        data["win_rate"] = round(self.win_rate, 6)
+        data["win_rate"] = round(self.win_rate, 6)  # a fraction in [0, 1], as everywhere
+        # "trades" counts closed trades only; the explicit name says so (open ones have no
+        # realised P&L yet: `warden status` shows them)
+        data["closed_trades"] = self.trades
         return data
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from trading import retry
+from trading.accounting import owner_of
 from trading.executor import Executor, Outcome
 from trading.guardian import Guardian
 from trading.journal import Journal
@@ -27,6 +28,28 @@ log = logging.getLogger("warden.cycle")
 
 # concurrent candle fetches per cycle: fast for 50 symbols, well inside exchange rate limits
 FETCH_CONCURRENCY = 8
+
+# (strategy, symbol) -> the foreign position last reported, so "left alone" is said once per
+# position at INFO, not every cycle (a strategy with a 1-minute timeframe would flood the log)
+_TOLD_FOREIGN: dict[tuple[str, str], tuple[str, str, float]] = {}
+
+
+def _left_alone(run: StrategyRun, symbol: str, position: Position, owner: str) -> str:
+    """Why the strategy does not touch this position; logged once per (strategy, position)."""
+    detail = f"position not opened by this strategy (owner: {owner}): left alone"
+    seen = (owner, position.side.value, position.entry_price)
+    if _TOLD_FOREIGN.get((run.name, symbol)) != seen:
+        _TOLD_FOREIGN[(run.name, symbol)] = seen
+        event(
+            log,
+            "cycle.position_not_owned",
+            strategy=run.name,
+            symbol=symbol,
+            owner=owner,
+            side=position.side.value,
+            entry_price=position.entry_price,
+        )
+    return detail
 
 
 @dataclass
@@ -124,18 +147,23 @@ async def run_cycle(
         owner = await journal.position_owner(scope, symbol) if position else None
         mine = position is not None and owner == run.purpose
         decision = run.strategy.decide(got, position)
-        outcome = await _act(
-            lease,
-            run,
-            decision,
-            symbol,
-            position,
-            mine,
-            positions,
-            exchange,
-            executor,
-            allow_entries,
-        )
+        if position is not None and not mine:
+            outcome = SymbolOutcome(
+                symbol, decision, "hold", _left_alone(run, symbol, position, owner_of(owner))
+            )
+        else:
+            _TOLD_FOREIGN.pop((run.name, symbol), None)
+            outcome = await _act(
+                lease,
+                run,
+                decision,
+                symbol,
+                position,
+                positions,
+                exchange,
+                executor,
+                allow_entries,
+            )
         report.symbols.append(outcome)
         quiet = outcome.outcome == "hold"
         event(
@@ -160,7 +188,6 @@ async def _act(
     decision: Decision,
     symbol: str,
     position: Position | None,
-    mine: bool,
     positions: dict[str, Position],
     exchange: ExchangePort,
     executor: Executor,
@@ -171,8 +198,7 @@ async def _act(
     if decision.action is Action.EXIT:
         if position is None:
             return SymbolOutcome(symbol, decision, "hold", "no position to exit")
-        if not mine:
-            return SymbolOutcome(symbol, decision, "hold", "position not opened by this strategy")
+        # a position here is this strategy's own: run_cycle leaves any other one alone
         results = await executor.close(lease, symbol, "signal", run.purpose)
         ok = all(r.outcome is Outcome.CLOSED for r in results)
         return SymbolOutcome(

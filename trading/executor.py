@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trading import retry
+from trading.accounting import closing_pnl
 from trading.errors import ExchangeError
 from trading.guardian import Guardian
 from trading.journal import Attribution, IntentKind, IntentStatus, Journal, Severity
@@ -319,6 +320,10 @@ class Executor:
         )
         if sent.filled and sent.order is not None and sent.order.average_price is not None:
             price = sent.order.average_price
+            # the entry that opened this position (none for one opened outside Warden), read
+            # before the exit is recorded: from then on the position has no owner
+            owned = await self.journal.position_owner(self.scope, p.symbol) is not None
+            entry = await self.journal.last_entry(self.scope, p.symbol) if owned else None
             await self.journal.record_exit(
                 self.scope,
                 p.symbol,
@@ -330,7 +335,15 @@ class Executor:
                 sent.order.fee,
             )
             event(log, "executor.closed", symbol=p.symbol, price=price, reason=reason)
-            pnl = p.side.loss_at(p.entry_price, price, sent.order.filled) - sent.order.fee
+            pnl = await closing_pnl(
+                self.exchange,
+                entry,
+                p.side,
+                sent.order.filled,
+                price,
+                sent.order.fee,
+                p.entry_price,
+            )
             await self.journal.alert(
                 Severity.INFO,
                 f"closed {p.side.value} {sent.order.filled} {p.symbol} at {price} ({reason}); "

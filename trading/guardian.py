@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from trading import retry
+from trading.accounting import closing_pnl
 from trading.attribution import EMERGENCY_PREFIX
 from trading.errors import ExchangeError
 from trading.journal import (
@@ -192,11 +193,11 @@ class Guardian:
         await self.journal.record_exit(
             self.scope, symbol, side, size, entry_price, price, "stop_loss", fee
         )
-        pnl = side.loss_at(entry_price, price, size) - fee
+        pnl = await closing_pnl(self.exchange, entry, side, size, price, fee, entry_price)
         await self.journal.alert(
             Severity.INFO,
             f"stop hit {symbol}: {side.value} {size} closed at {price} "
-            f"(stop {stop.trigger_price}); P&L {pnl:+.2f} after exit fees",
+            f"(stop {stop.trigger_price}); P&L {pnl:+.2f} after fees",
             f"stop-loss:{stop.id}",
         )
         report.actions.append(f"{symbol}: stop {stop.id} fired, exit recorded at {price}")
@@ -255,7 +256,7 @@ class Guardian:
                     resolved=True,
                 )
             else:
-                pnl = side.loss_at(entry_price, price, size) - fee
+                pnl = await closing_pnl(self.exchange, entry, side, size, price, fee, entry_price)
                 await self.journal.alert(
                     Severity.INFO,
                     f"closed {side.value} {size} {symbol} at {price} ({reason}, recorded at "

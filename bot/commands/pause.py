@@ -20,7 +20,10 @@ async def pause(ctx: Context) -> int:
         journal = JournalStore(db, redact=redactor())
         await journal.set_paused(scope, True, ctx.args.reason)
     where = "all exchanges" if scope == "*" else scope
-    print(f"paused {where}: no new entries; stops keep being guarded")
+    print(
+        f"paused {where} ({ctx.args.reason}): no new entries; stops keep being guarded; "
+        "`warden status` shows the reason"
+    )
     return exit_codes.OK
 
 

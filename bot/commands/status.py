@@ -14,6 +14,7 @@ from bot.commands.render import holder_json, holder_line, iso, print_json
 from bot.context import Context, open_db
 from bot.services import build_account
 from storage.lease import LeaseStore
+from trading.accounting import owner_of
 from trading.errors import ExchangeError
 from trading.protection import placed_by, shown_stop
 
@@ -25,12 +26,14 @@ async def run(ctx: Context) -> int:
     positions: list[dict[str, Any]] = []
     errors: list[str] = []
     paused: dict[str, bool] = {}
+    pause_reasons: dict[str, str | None] = {}
     async with open_db(ctx, create=False) as db:
         holders = await LeaseStore(db).holders()
         for name in names:
             acct = build_account(ctx.config, name, db)
             try:
                 paused[name] = await acct.journal.is_paused(acct.scope)
+                pause_reasons[name] = await acct.journal.pause_reason(acct.scope)
                 stops = await acct.exchange.open_stops()
                 for p in await acct.exchange.positions():
                     stop = shown_stop(p, stops)
@@ -48,6 +51,9 @@ async def run(ctx: Context) -> int:
                             "size": p.size,
                             "entry_price": p.entry_price,
                             "unrealized_pnl": round(p.unrealized_pnl, 8),
+                            "owner": owner_of(
+                                await acct.journal.position_owner(acct.scope, p.symbol)
+                            ),
                             "stop": None
                             if stop is None
                             else {
@@ -72,6 +78,7 @@ async def run(ctx: Context) -> int:
                 "positions": positions,
                 "paused": any(paused.values()),
                 "paused_by_exchange": paused,
+                "pause_reason_by_exchange": pause_reasons,
                 "leases": [holder_json(h, now) for h in holders],
                 "errors": errors,
             }
@@ -93,10 +100,12 @@ async def run(ctx: Context) -> int:
         )
         print(
             f"{row['exchange']} {row['symbol']} {row['side']} {row['size']} @ "
-            f"{row['entry_price']} (uPnL {row['unrealized_pnl']:.2f}): {stop_text}"
+            f"{row['entry_price']} (uPnL {row['unrealized_pnl']:.2f}), owner: {row['owner']}: "
+            f"{stop_text}"
         )
     for name, is_paused in paused.items():
-        print(f"{name}: {'PAUSED' if is_paused else 'trading'}")
+        why = f" ({pause_reasons[name]})" if pause_reasons.get(name) else ""
+        print(f"{name}: {'PAUSED' + why if is_paused else 'trading'}")
     print("leases: " + ("none held" if not holders else ""))
     for h in holders:
         print("  " + holder_line(h, now))

@@ -85,6 +85,13 @@ async def open_(ctx: Context) -> int:
             symbol = await _symbol(acct, "open", args.symbol)
             if symbol is None:
                 return exit_codes.USAGE
+            why = await acct.journal.pause_reason(acct.scope)
+            if why is not None:
+                # the executor checks it again under the lease; here the user learns why
+                text = f"trading is paused ({why or 'no reason given'}); `warden resume` ends it"
+                await acct.journal.record_refusal(acct.scope, symbol, "open", text, "cli")
+                print(f"warden open: refused: {text}; nothing was sent", file=sys.stderr)
+                return exit_codes.REFUSED
             try:
                 _, last = await acct.executor.check_open(symbol, side, args.size, args.stop)
             except BadRequest as exc:

@@ -11,6 +11,7 @@ from bot.audit_run import failing, lease_findings
 from bot.services import Account
 from bot.telegram.render import ago, b, esc, money, num, utc
 from bot.telegram.services import BotServices
+from trading.accounting import owner_of
 from trading.audit import Finding, Level, audit_exchange
 from trading.errors import ExchangeError
 from trading.models import StopState
@@ -25,8 +26,10 @@ async def _verified_at(acct: Account, symbol: str, stop_id: str) -> float | None
 
 
 async def _account_lines(acct: Account, now: float) -> list[str]:
-    paused = await acct.journal.is_paused(acct.scope)
-    state = "⏸ PAUSED (no new entries)" if paused else "trading"
+    reason = await acct.journal.pause_reason(acct.scope)
+    state = "trading" if reason is None else "⏸ PAUSED (no new entries)"
+    if reason:
+        state += f": {esc(reason)}"
     lines = [f"{b(acct.name)} · {state}"]
     try:
         positions = await acct.exchange.positions()
@@ -41,6 +44,7 @@ async def _account_lines(acct: Account, now: float) -> list[str]:
         lines.append(
             f"{'🛡' if live else '🚨'} {b(p.symbol)} {esc(p.side.value.upper())} {num(p.size)} "
             f"@ {num(p.entry_price)} · uPnL {esc(money(p.unrealized_pnl))}"
+            f" · owner: {esc(owner_of(await acct.journal.position_owner(acct.scope, p.symbol)))}"
         )
         if stop is None:
             lines.append("   NO LIVE STOP")

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async  # imported once for the session, as the adapter does
@@ -765,3 +766,38 @@ def test_error_payload_prefers_the_item_code() -> None:
     )
     assert error_payload("okx POST http://x/api/v5/trade/order") == (None, None)
     assert error_payload("okx {cut off") == (None, None)
+
+
+async def test_doctor_shows_leverage_per_traded_or_held_symbol_and_flags_differences(
+    fake: FakeOkx, tmp_path: Path
+) -> None:
+    """`warden doctor` through the real CLI and adapter: BTC (traded by a strategy) is at the
+    configured 3x cross; ETH (held, opened in OKX's app at 10x isolated) is flagged."""
+    from tests.test_exchange_wiring import SECRETS, warden
+
+    fake.leverage[(BTC, "cross")] = 3
+    fake.open_outside(ETH, "sell", "3", mode="isolated")
+    (tmp_path / "warden.toml").write_text(
+        f'[exchanges.okx]\nkind = "okx"\nsandbox = true\napi_url = "{fake.url}"\nleverage = 3\n'
+        '\n[[strategies]]\nname = "btc"\nkind = "bollinger"\nexchange = "okx"\n'
+        'symbols = ["BTC/USDT:USDT"]\n'
+    )
+
+    doctor = await warden(tmp_path, "doctor", "--json", **SECRETS)
+    text = await warden(tmp_path, "doctor", **SECRETS)
+
+    assert doctor.returncode == 0 == text.returncode, doctor.stdout + doctor.stderr
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    lever = checks["leverage okx"]
+    assert lever["status"] == "warn" and "ETH/USDT:USDT 10x isolated" in lever["detail"]
+    assert lever["data"] == {
+        "leverage": 3,
+        "margin_mode": "cross",
+        "symbols": [
+            {"symbol": BTC_SYM, "leverage": 3.0, "margin_mode": "cross", "differs": False},
+            {"symbol": ETH_SYM, "leverage": 10.0, "margin_mode": "isolated", "differs": True},
+        ],
+    }
+    assert "data" not in checks["exchange okx"]  # the JSON of the other checks is unchanged
+    assert "[warn] leverage okx: config is 3x cross" in text.stdout
+    assert fake.calls("POST", "account/set-leverage") == []  # read only

@@ -1,10 +1,12 @@
-"""`warden doctor`: is this installation ready to run? Config, secrets, database."""
+"""`warden doctor`: is this installation ready to run? Config, secrets, database, and on real
+exchanges the leverage and margin mode each traded or held symbol runs with."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot import exit_codes
 from bot.commands.render import print_json
@@ -28,13 +30,57 @@ class Check:
     name: str
     status: str  # ok | warn | fail
     detail: str
+    data: dict[str, Any] | None = field(default=None)  # only in --json, only when set
 
 
 PROBE_SECONDS = 15.0
 
 
-async def _probe(ctx: Context, name: str) -> tuple[str, str]:
-    """Read-only checks against a real exchange: reachable, clock, account fit to trade."""
+async def _leverage(ctx: Context, name: str, exchange: Any) -> Check | None:
+    """Each symbol the strategies trade on this exchange, and each one it holds: the leverage
+    and margin mode the exchange has for it now, flagged when they differ from the config.
+    Read only; any adapter with ``leverage_setting`` takes part."""
+    read = getattr(exchange, "leverage_setting", None)
+    if read is None:
+        return None
+    cfg = ctx.config.exchanges[name]
+    want_lever, want_mode = getattr(cfg, "leverage", None), getattr(cfg, "margin_mode", None)
+    symbols = {s for sc in ctx.config.strategies if sc.exchange == name for s in sc.symbols}
+    symbols |= {p.symbol for p in await exchange.positions()}
+    rows, differ = [], []
+    for symbol in sorted(symbols):
+        got = await read(symbol)
+        lever_off = None not in (want_lever, got.leverage) and got.leverage != want_lever
+        mode_off = None not in (want_mode, got.margin_mode) and got.margin_mode != want_mode
+        rows.append(
+            {
+                "symbol": symbol,
+                "leverage": got.leverage,
+                "margin_mode": got.margin_mode,
+                "differs": bool(lever_off or mode_off),
+            }
+        )
+        if lever_off or mode_off:
+            lever = f"{got.leverage:g}x" if got.leverage is not None else "leverage unknown"
+            differ.append(f"{symbol} {lever} {got.margin_mode or ''}".rstrip())
+    data = {"leverage": want_lever, "margin_mode": want_mode, "symbols": rows}
+    check = f"leverage {name}"
+    if not rows:
+        return Check(check, "ok", "no symbol traded by a strategy or held", data)
+    if differ:
+        return Check(
+            check,
+            "warn",
+            f"config is {want_lever}x {want_mode}; differs: {', '.join(differ)} (set before "
+            "Warden's next entry on the symbol; an open position keeps its own)",
+            data,
+        )
+    return Check(check, "ok", f"{len(rows)} symbol(s) at {want_lever}x {want_mode}", data)
+
+
+async def _probe(ctx: Context, name: str) -> tuple[str, str, Check | None]:
+    """Read-only checks against a real exchange: reachable, clock, account fit to trade; and
+    the leverage check (None when the adapter has no ``leverage_setting``)."""
     import time
 
     from storage.db import Database
@@ -44,7 +90,7 @@ async def _probe(ctx: Context, name: str) -> tuple[str, str]:
         exchange = build_exchange(ctx.config, name, db, ctx.secrets)
     except ConfigError as exc:
         await db.close()
-        return "fail", str(exc)
+        return "fail", str(exc), None
     try:
         async with asyncio.timeout(PROBE_SECONDS):
             markets = await exchange.markets()
@@ -54,18 +100,24 @@ async def _probe(ctx: Context, name: str) -> tuple[str, str]:
             if server_time is not None:
                 skew = abs(await server_time() - time.time())
                 if skew > 5:
-                    return "fail", f"clock is {skew:.1f}s off the exchange's: fix NTP"
+                    return "fail", f"clock is {skew:.1f}s off the exchange's: fix NTP", None
                 notes.append(f"clock skew {skew:.2f}s")
             account_config = getattr(exchange, "account_config", None)
             if account_config is not None:
                 problems = (await account_config()).problems()
                 if problems:
-                    return "fail", "; ".join(problems)
-            return "ok", f"{ctx.config.exchanges[name].kind} reachable: " + ", ".join(notes)
+                    return "fail", "; ".join(problems), None
+            detail = f"{ctx.config.exchanges[name].kind} reachable: " + ", ".join(notes)
+            try:
+                lever = await _leverage(ctx, name, exchange)
+            except ExchangeError as exc:
+                why = f"could not be read: {type(exc).__name__}: {exc}"
+                lever = Check(f"leverage {name}", "warn", why)
+            return "ok", detail, lever
     except TimeoutError:
-        return "fail", f"no answer within {PROBE_SECONDS:g}s"
+        return "fail", f"no answer within {PROBE_SECONDS:g}s", None
     except ExchangeError as exc:
-        return "fail", f"{type(exc).__name__}: {exc}"
+        return "fail", f"{type(exc).__name__}: {exc}", None
     finally:
         await exchange.close()
         await db.close()
@@ -76,13 +128,16 @@ async def _checks(ctx: Context) -> list[Check]:
     for name, ex in ctx.config.exchanges.items():
         needed = REQUIRED_SECRETS.get(type(ex), ())
         missing = [s for s in needed if not ctx.secrets.get(s)]
+        lever: Check | None = None
         if missing:
             status, detail = "fail", f"{ex.kind}: missing secrets {', '.join(missing)}"
         elif ex.kind != "paper":
-            status, detail = await _probe(ctx, name)
+            status, detail, lever = await _probe(ctx, name)
         else:
             status, detail = "ok", f"{ex.kind}, lease scope {ctx.config.lease_scope(name)}"
         checks.append(Check(f"exchange {name}", status, detail))
+        if lever is not None:
+            checks.append(lever)
     if ctx.secrets.get("TELEGRAM_BOT_TOKEN"):
         if ctx.secrets.telegram_allowed_user_ids:
             n = len(ctx.secrets.telegram_allowed_user_ids)
@@ -143,7 +198,12 @@ async def run(ctx: Context) -> int:
     checks = await _checks(ctx)
     ok = all(c.status != "fail" for c in checks)
     if ctx.args.json:
-        print_json({"ok": ok, "checks": [c.__dict__ for c in checks]})
+        print_json(
+            {
+                "ok": ok,
+                "checks": [{k: v for k, v in c.__dict__.items() if v is not None} for c in checks],
+            }
+        )
     else:
         for c in checks:
             print(f"[{c.status:>4}] {c.name}: {c.detail}")

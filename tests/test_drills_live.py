@@ -5,6 +5,7 @@ Hyperliquid servers. What the drill claims is checked on the fake's own state.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -191,4 +192,40 @@ async def test_hyperliquid_a_close_the_cleanup_cannot_make_leaves_the_stop_and_s
         assert f"stop {stop.oid} on BTC/USDC:USDC" in out.stdout
         assert "warden close BTC/USDC:USDC --exchange test" in out.stdout
     finally:
+        await fake.stop()
+
+
+async def test_ctrl_c_during_the_drill_still_cleans_up(tmp_path: Path) -> None:
+    fake = await FakeOkx(demo=True).start()
+    # a long watchdog interval: the interrupt lands while the drill waits for the guardian
+    config = write_config(tmp_path, okx_section(fake.url))
+    config.write_text(config.read_text().replace("watchdog_seconds = 1", "watchdog_seconds = 60"))
+    proc = await asyncio.create_subprocess_exec(
+        *warden_cmd("--config", str(config), "drill", "stop-removed", "--exchange", "demo"),
+        cwd=tmp_path,
+        env=child_env(**SECRETS),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = ""
+        while "guardian every" not in seen:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+            assert line, seen  # the drill ended before it reached the guardian
+            seen += line
+        assert fake.position(BTC) != 0  # the drill's position is open
+
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+
+        text = seen + out.decode()
+        assert proc.returncode == 130, text
+        assert "interrupted: cleaning up" in text
+        assert "no position and no stop on BTC/USDT:USDT" in text
+        assert fake.position(BTC) == 0 and fake.algo_list("live") == []
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         await fake.stop()

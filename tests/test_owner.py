@@ -19,6 +19,8 @@ from bot.config import Config
 from bot.services import build_account
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
+from tests.telegram_rig import SCOPE as TG_SCOPE
+from tests.telegram_rig import running_bot
 from tests.test_cycles import ENTRY_BAR, ETH, EXIT_BAR, SCOPE, build_rig, make_config, strategy
 from trading.accounting import account_trades
 from trading.models import PositionSide
@@ -147,3 +149,22 @@ async def test_a_strategy_leaves_a_manual_position_alone_and_says_so_once(
         assert out.report is not None and "left alone" in out.report.summary()
     told = [r for r in caplog.records if r.getMessage() == "cycle.position_not_owned"]
     assert [r.fields["side"] for r in told] == ["long", "short"]  # type: ignore[attr-defined]
+
+
+async def test_telegram_status_shows_the_owner_and_the_pause_reason(tmp_path: Path) -> None:
+    """The real python-telegram-bot client against the fake Bot API server."""
+    async with running_bot(tmp_path) as rig:
+        await rig.open_position()  # by hand
+        async with rig.daemon.leases.hold(TG_SCOPE, "cycle btc_momentum") as lease:
+            res = await rig.acct.executor.open(
+                lease, ETH, PositionSide.SHORT, 0.1, 2_050.0, "cycle btc_momentum"
+            )
+        assert res.ok, res.detail
+        status = await rig.reply_text("/status")
+        assert f"<b>{BTC}</b> LONG 0.01 @" in status
+        btc_line = next(line for line in status.splitlines() if f"<b>{BTC}</b>" in line)
+        eth_line = next(line for line in status.splitlines() if f"<b>{ETH}</b>" in line)
+        assert btc_line.endswith("owner: manual") and eth_line.endswith("owner: btc_momentum")
+        await rig.acct.journal.set_paused("*", True, "FOMC <20:00>")
+        status = await rig.reply_text("/status")
+        assert "<b>paper</b> · ⏸ PAUSED (no new entries): FOMC &lt;20:00&gt;" in status

@@ -26,11 +26,13 @@ from trading.adapters.hyperliquid import (
     build_hyperliquid,
 )
 from trading.adapters.hyperliquid_parse import (
+    Malformed,
     exchange_reason,
     from_cloid,
     latest_by_oid,
     order_status,
     parse_fill,
+    parse_stop,
     stop_state,
     to_cloid,
 )
@@ -849,3 +851,36 @@ async def test_an_entry_whose_leverage_cannot_be_set_is_refused_unsent() -> None
 def test_bad_leverage_settings_are_refused(settings: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         HyperliquidExchange("hl", "main", None, None, **settings)
+
+
+@pytest.mark.parametrize(
+    ("flag", "size", "whole", "expected_size"),
+    [
+        (True, "0.0", True, 0.0),  # set from the position: closes all of it
+        (True, "0.05", False, 0.05),  # given a size in the UI: fixed-size
+        ("true", "0.0", None, None),  # a junk flag never claims to cover everything
+        (False, "0.0", None, None),
+    ],
+)
+def test_only_a_zero_size_position_tpsl_covers_the_whole_position(
+    flag: object, size: str, whole: bool | None, expected_size: float | None
+) -> None:
+    record = {
+        "coin": "BTC",
+        "side": "A",
+        "limitPx": "58500.0",
+        "sz": size,
+        "origSz": size,
+        "oid": 7,
+        "isTrigger": True,
+        "triggerPx": "65000.0",
+        "orderType": "Stop Market",
+        "isPositionTpsl": flag,
+        "cloid": None,
+    }
+    if whole is None:
+        with pytest.raises(Malformed, match="not above zero"):
+            parse_stop(record, "open", None, BTC)
+        return
+    stop = parse_stop(record, "open", None, BTC)
+    assert (stop.whole_position, stop.size, stop.reduce_only) == (whole, expected_size, whole)

@@ -234,13 +234,11 @@ def parse_stop(
     state, fail_code = stop_state(status)
     if state is StopState.LIVE and (triggered or already_triggered(order)):
         state = StopState.TRIGGERED
-    whole = bool(order.get("isPositionTpsl"))
-    if whole:
-        size = 0.0
-    else:
-        size = (
-            positive(order, "origSz") if order.get("origSz") is not None else positive(order, "sz")
-        )
+    size_key = "origSz" if order.get("origSz") is not None else "sz"
+    # only a position TP/SL of size zero closes the whole position; one given a size in the UI
+    # is fixed-size (the TP/SL page above), and a junk flag never claims to cover everything
+    whole = order.get("isPositionTpsl") is True and num(order, size_key) == 0
+    size = 0.0 if whole else positive(order, size_key)
     created = _seconds(order.get("timestamp"))
     updated = _seconds(status_ts) or created
     return StopOrder(

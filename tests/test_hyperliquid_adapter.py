@@ -654,7 +654,7 @@ async def test_a_stops_limit_is_stop_slippage_beyond_its_trigger(
 ) -> None:
     """The venue's market TP/SL allow 10% of slippage; a sell stop's limit sits
     ``stop_slippage_percent`` (default 10) below its trigger, a buy stop's above."""
-    settings = {} if percent is None else {"stop_slippage_percent": percent}
+    settings: dict[str, Any] = {} if percent is None else {"stop_slippage_percent": percent}
     v = await start_venue(FakeHyperliquid(WALLET), **settings)
     try:
         await long_btc(v)
@@ -759,10 +759,11 @@ async def test_a_position_tpsl_and_a_sized_ui_stop_are_read(venue: Venue) -> Non
     whole = venue.fake.add_position_tpsl("BTC", 65000.0)
     foreign = "0x" + "ab" * 16
     sized = venue.fake.add_trigger("ETH", True, 0.1, 2100.0, 2310.0, cloid=foreign)
-    mine = await venue.ex.place_stop(BTC, SELL, 0.002, 65600.0, "wd0a1b2cs2")
+    mine = (await venue.ex.place_stop(BTC, SELL, 0.002, 65600.0, "wd0a1b2cs2")).id
+    assert mine is not None
 
     stops = {s.id: s for s in await venue.ex.open_stops()}
-    assert set(stops) == {str(whole.oid), str(sized.oid), mine.id}
+    assert set(stops) == {str(whole.oid), str(sized.oid), mine}
     w = stops[str(whole.oid)]
     assert (w.whole_position, w.size, w.reduce_only, w.client_id) == (True, 0.0, True, None)
     assert (w.side, w.trigger_price, w.state, w.placed_by_warden) == (
@@ -778,7 +779,7 @@ async def test_a_position_tpsl_and_a_sized_ui_stop_are_read(venue: Venue) -> Non
         foreign,
         False,
     )
-    assert stops[mine.id].placed_by_warden and not stops[mine.id].whole_position
+    assert stops[mine].placed_by_warden and not stops[mine].whole_position
     again = await venue.ex.get_stop(ETH, stop_id=str(sized.oid))
     assert again == z
     got = await venue.ex.get_stop(BTC, stop_id=str(whole.oid))
@@ -788,7 +789,7 @@ async def test_a_position_tpsl_and_a_sized_ui_stop_are_read(venue: Venue) -> Non
     assert [p.symbol for p in await venue.ex.positions()] == [ETH]
     history = {s.id: s for s in await venue.ex.stop_history()}
     assert history[str(whole.oid)].whole_position
-    assert {history[str(whole.oid)].state, history[mine.id].state} <= {
+    assert {history[str(whole.oid)].state, history[mine].state} <= {
         StopState.TRIGGERED,
         StopState.CANCELED,
     }

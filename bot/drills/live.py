@@ -47,7 +47,7 @@ DEFAULT_STOP_PERCENT = 3.0
 # raised to the smallest step multiple worth this much, with room for the price moving.
 MIN_ORDER_VALUE = {"hyperliquid": 10.0}
 MIN_VALUE_ROOM = 1.2
-CLEANUP_LEASE_WAIT = 30.0  # a cycle or the agent's watchdog may hold the lease a moment
+LEASE_WAIT = 30.0  # seconds; a cycle or the agent's watchdog may hold the lease a moment
 CHILD_TIMEOUT = 300.0
 
 
@@ -227,7 +227,8 @@ async def double_open(d: LiveDrill) -> None:
 
 async def stop_removed(d: LiveDrill) -> None:
     t, run, acct = d.target, d.run, d.account
-    async with d.leases.hold(acct.scope, "drill stop-removed") as lease:
+    # a running agent's cycle or watchdog may hold the lease for a moment: wait for it
+    async with d.leases.hold(acct.scope, "drill stop-removed", wait=LEASE_WAIT) as lease:
         res = await acct.executor.open(
             lease, t.symbol, t.side, t.size, t.stop, "drill stop-removed"
         )
@@ -371,7 +372,7 @@ async def _close(d: LiveDrill, lease: LeaseGuard, p: Position) -> str | None:
 async def _clean(d: LiveDrill) -> None:
     acct, t = d.account, d.target
     ex = acct.exchange
-    async with d.leases.hold(acct.scope, "drill cleanup", wait=CLEANUP_LEASE_WAIT) as lease:
+    async with d.leases.hold(acct.scope, "drill cleanup", wait=LEASE_WAIT) as lease:
         for p in [p for p in await retry.read(ex.positions) if p.symbol == t.symbol]:
             try:
                 error = await _close(d, lease, p)

@@ -885,3 +885,14 @@ def test_only_a_zero_size_position_tpsl_covers_the_whole_position(
         return
     stop = parse_stop(record, "open", None, BTC)
     assert (stop.whole_position, stop.size, stop.reduce_only) == (whole, expected_size, whole)
+
+
+async def test_an_entry_whose_leverage_step_cannot_even_read_the_markets_is_refused() -> None:
+    v = await start_venue(FakeHyperliquid(WALLET), leverage=3)
+    v.fake.rate_limit(1, "/info")  # the markets, read before updateLeverage
+    try:
+        with pytest.raises(Rejected, match="entry not sent, leverage 3"):
+            await v.ex.place_market_order(BTC, BUY, 0.001, "wd0a1b2ce1")
+        assert v.fake.actions == []
+    finally:
+        await stop_venue(v)

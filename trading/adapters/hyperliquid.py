@@ -575,11 +575,11 @@ class HyperliquidExchange:
         unsent (Rejected): the order itself never left."""
         if self.leverage is None:
             return
-        coin = await self._coin(symbol)
-        if coin in self._levered:
-            return
         leverage, mode = self.leverage, self.margin_mode
         try:
+            coin = await self._coin(symbol)
+            if coin in self._levered:
+                return
             await self._write(
                 lambda: self.client.set_margin_mode(mode, symbol, {"leverage": leverage}), None
             )

@@ -217,6 +217,26 @@ async def test_multi_currency_and_portfolio_accounts_size_from_account_equity(
     assert "ccy" not in query  # account-level figures, every currency counted once
 
 
+@pytest.mark.parametrize(
+    "account",
+    [
+        {"adjEq": "", "availEq": "9000", "totalEq": "10000"},  # no adjusted equity
+        {"adjEq": "10000", "totalEq": "10000"},  # no availEq
+        {"adjEq": "-5", "availEq": "0", "totalEq": "10000"},
+    ],
+)
+def test_an_account_level_balance_without_its_figures_is_refused_not_guessed(
+    account: dict[str, str],
+) -> None:
+    from trading.adapters.okx_parse import BadPayload, balance_from
+
+    usdt = {"ccy": "USDT", "eq": "10000", "availEq": "10000", "frozenBal": "0"}
+    response = {"code": "0", "data": [dict(account, details=[usdt])], "msg": ""}
+    with pytest.raises(BadPayload):
+        balance_from(response, acct_lv="3")
+    assert balance_from(response, acct_lv="2").total == 10_000  # single-currency: the USDT line
+
+
 async def test_leverage_setting_reads_the_position_or_the_configured_mode(fake: FakeOkx) -> None:
     okx = adapter(fake, leverage=3, margin_mode="isolated")
     try:

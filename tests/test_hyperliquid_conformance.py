@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from trading.adapters.hyperliquid import HyperliquidExchange
-from trading.adapters.hyperliquid_parse import latest_by_oid, to_cloid
+from trading.adapters.hyperliquid_parse import latest_by_oid, parse_fill, to_cloid
 from trading.errors import Rejected, StopWouldTrigger
 from trading.models import (
     LeverageSetting,
@@ -439,3 +439,12 @@ async def test_a_stop_that_fired_and_rests_unfilled_is_never_live(connect: Conne
         True,
         OrderStatus.OPEN,
     )
+
+
+def test_a_fill_of_a_fired_stops_limit_is_the_stops_fill() -> None:
+    """When the resting limit of a fired stop fills, its order record no longer says
+    ``isTrigger``; the fill is still the stop's."""
+    [record] = payload("case_triggered_resting_stop")["frontendOpenOrders"]
+    fill = payload("user_fills")[0] | {"oid": record["oid"], "coin": "BTC", "dir": "Close Long"}
+    parsed = parse_fill(fill, perp("BTC"), {str(record["oid"]): record})
+    assert parsed.stop_id == "48811214540" and parsed.client_id == "wd0a1b2cs2"

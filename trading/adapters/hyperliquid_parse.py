@@ -316,7 +316,8 @@ def parse_fill(fill: Raw, symbol: str, orders: Mapping[str, Raw]) -> Fill:
         ts=num(fill, "time") / 1000,
         reduce_only=str(fill.get("dir") or "").startswith("Close"),
         client_id=from_cloid(fill.get("cloid") or order.get("cloid")),
-        stop_id=oid if order.get("isTrigger") else None,
+        # a trigger order, or a stop whose record now shows the limit it became when it fired
+        stop_id=oid if order.get("isTrigger") or (order and is_stop(order)) else None,
     )
 
 

@@ -314,3 +314,31 @@ async def test_a_gap_through_the_stops_limit_leaves_no_live_stop_and_the_guardia
     *_, close = rig.fake.order_actions()
     assert close["r"] is True and close["b"] is False and "limit" in close["t"]
     assert len(rig.entries()) == 1
+
+
+# -- leverage and margin mode --------------------------------------------------------------------
+
+
+async def test_an_entry_sets_leverage_first_and_a_refused_update_sends_no_entry(
+    db: Database,
+) -> None:
+    venue = await start_venue(
+        FakeHyperliquid(WALLET), timeout_ms=500, leverage=3, margin_mode="isolated"
+    )
+    rig = build_rig(db, venue)
+    try:
+        rig.fake.leverage_error = "Invalid leverage value"
+        refused = await rig.open(BTC, LONG, 0.001, BTC_STOP)
+        assert refused.outcome is Outcome.REJECTED, refused.detail
+        assert "leverage 3 (isolated) could not be set" in refused.detail
+        assert rig.entries() == [] and await rig.ex.positions() == []
+
+        rig.fake.leverage_error = None
+        res = await rig.open(BTC, LONG, 0.001, BTC_STOP)
+        assert res.outcome is Outcome.PROTECTED, res.detail
+        assert rig.fake.leverage_set == {"BTC": ("isolated", 3)}
+        assert rig.fake.action_types == ["updateLeverage", "updateLeverage", "order", "order"]
+        [position] = await rig.ex.positions()
+        assert position.leverage == 3.0
+    finally:
+        await stop_venue(venue)

@@ -15,6 +15,7 @@ import aiosqlite
 
 from storage.db import Database
 from storage.lease import LeaseStore
+from storage.outbox import CHART_INCIDENTS, ChartSubject
 from trading.journal import (
     Attribution,
     Incident,
@@ -489,7 +490,8 @@ class JournalStore:
             )
             incident_id = cur.lastrowid
             assert incident_id is not None
-            await self._alert(conn, severity, text, key, now)
+            chart = ChartSubject(scope, symbol) if kind in CHART_INCIDENTS else None
+            await self._alert(conn, severity, text, key, now, chart)
             return incident_id
 
     async def resolve_incidents(self, scope: str, symbol: str, note: str) -> int:
@@ -554,10 +556,24 @@ class JournalStore:
             raise
 
     async def _alert(
-        self, conn: aiosqlite.Connection, severity: Severity, text: str, key: str, now: float
+        self,
+        conn: aiosqlite.Connection,
+        severity: Severity,
+        text: str,
+        key: str,
+        now: float,
+        chart: ChartSubject | None = None,
     ) -> None:
         await conn.execute(
-            "INSERT INTO alert_outbox(created_at, severity, key, text, next_attempt_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (now, severity.value, key, self.redact(text), now),
+            "INSERT INTO alert_outbox(created_at, severity, key, text, next_attempt_at, "
+            "chart_scope, chart_symbol) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                severity.value,
+                key,
+                self.redact(text),
+                now,
+                chart.scope if chart else None,
+                chart.symbol if chart else None,
+            ),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from storage.alert_ack_store import ALERT_ACK_STATEMENTS
+from storage.alert_chart_schema import ALERT_CHART_STATEMENTS
 from storage.cycle_schema import CYCLE_STATEMENTS
 from storage.errors import StorageError
 from storage.journal_schema import JOURNAL_STATEMENTS
@@ -60,6 +61,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (3, "paper exchange", PAPER_SCHEMA),
     (4, "strategy cycle records", CYCLE_STATEMENTS),
     (5, "alert delivery rounds and acknowledgements", ALERT_ACK_STATEMENTS),
+    (6, "the chart an alert carries (scope, symbol)", ALERT_CHART_STATEMENTS),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -8,6 +8,18 @@ from dataclasses import dataclass
 
 from storage.db import Database
 
+# incidents whose alert carries the position chart: an emergency close, and a stop repair
+# (a position found without a live stop, or a stop that needed re-placing before it read back)
+CHART_INCIDENTS = frozenset(
+    {"emergency_close", "emergency_close_failed", "unprotected_position", "stop_placement_failed"}
+)
+
+
+@dataclass(frozen=True)
+class ChartSubject:
+    scope: str
+    symbol: str
+
 
 @dataclass(frozen=True)
 class PendingAlert:
@@ -17,6 +29,7 @@ class PendingAlert:
     key: str
     text: str
     attempts: int
+    chart: ChartSubject | None = None  # drawn at delivery; None: text only
 
 
 class Outbox:
@@ -28,8 +41,9 @@ class Outbox:
         """Undelivered alerts in creation order, up to the first one still backing off."""
         async with self.db.read() as conn:
             cur = await conn.execute(
-                "SELECT id, created_at, severity, key, text, attempts, next_attempt_at "
-                "FROM alert_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?",
+                "SELECT id, created_at, severity, key, text, attempts, next_attempt_at, "
+                "chart_scope, chart_symbol FROM alert_outbox WHERE delivered_at IS NULL "
+                "ORDER BY id LIMIT ?",
                 (limit,),
             )
             rows = await cur.fetchall()
@@ -38,9 +52,20 @@ class Outbox:
         for r in rows:
             if r["next_attempt_at"] > now:
                 break  # keep order: nothing overtakes an alert that is waiting to be retried
+            chart = (
+                ChartSubject(r["chart_scope"], r["chart_symbol"])
+                if r["chart_scope"] and r["chart_symbol"]
+                else None
+            )
             due.append(
                 PendingAlert(
-                    r["id"], r["created_at"], r["severity"], r["key"], r["text"], r["attempts"]
+                    r["id"],
+                    r["created_at"],
+                    r["severity"],
+                    r["key"],
+                    r["text"],
+                    r["attempts"],
+                    chart,
                 )
             )
         return due

@@ -153,6 +153,16 @@ class FakeTelegram:
             and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
         ]
 
+    def delivered(self, chat_id: int | None = None) -> list[Call]:
+        """Messages and photos sent, in order."""
+        return [
+            c
+            for c in self.calls
+            if c.method in ("sendMessage", "sendPhoto")
+            and c.status == 200
+            and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
+        ]
+
     def texts(self, chat_id: int | None = None) -> list[str]:
         return [_plain(str(c.params.get("text", ""))) for c in self.sent("sendMessage", chat_id)]
 
@@ -183,6 +193,23 @@ class FakeTelegram:
 
         result: Call = await self.wait_for(found, timeout)
         return result
+
+    async def next_photo(self, chat_id: int, after: int, timeout: float = 10.0) -> Call:
+        """The first successful sendPhoto to ``chat_id`` after the first ``after`` calls."""
+
+        def found(calls: list[Call]) -> Call | None:
+            for c in calls[after:]:
+                ok = c.method == "sendPhoto" and c.status == 200
+                if ok and int(c.params["chat_id"]) == chat_id:
+                    return c
+            return None
+
+        result: Call = await self.wait_for(found, timeout)
+        return result
+
+    def caption(self, call: Call) -> str:
+        """A sendPhoto's caption as the user reads it (tags removed)."""
+        return _plain(str(call.params.get("caption", "")))
 
     # --- the server -----------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bot.charts import LINE, equity_chart
 from bot.cli import main
 from bot.config.load import load_config
 from bot.config.schema import FaultsConfig
@@ -268,14 +267,10 @@ def test_cli_json_shape_and_png(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     length, kind = struct.unpack(">I4s", data[8:16])
     assert (length, kind) == (13, b"IHDR")
-    width, height, depth, color = struct.unpack(">IIBB", data[16:26])
-    assert (width, height, depth, color) == (900, 320, 8, 2)
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 800 and height >= 400  # matplotlib's chart (tests/test_charts.py: content)
     assert struct.unpack(">I", data[29:33])[0] == zlib.crc32(data[12:29])
     assert data.endswith(b"IEND\xaeB`\x82")
-    idat_len = struct.unpack(">I", data[33:37])[0]
-    assert data[37:41] == b"IDAT"
-    pixels = zlib.decompress(data[41 : 41 + idat_len])
-    assert len(pixels) == 320 * (1 + 900 * 3)  # one filter byte + RGB per row
     assert doc["png"] == str(png)
 
 
@@ -363,20 +358,3 @@ def test_progress_bar_draws_only_when_asked() -> None:
     off.update(5, 10)
     off.close()
     assert quiet.getvalue() == ""
-
-
-@pytest.mark.parametrize(
-    "points",
-    [
-        [(1_767_225_600.0, 100.0)],  # one point
-        [(1_767_225_600.0 + i * 1800, 50.0) for i in range(10)],  # flat
-        [(1_767_225_600.0 + i * 1800, -3.5 * i) for i in range(5000)],  # negative, long
-    ],
-    ids=["one", "flat", "negative"],
-)
-def test_equity_chart_draws_any_series(points: list[tuple[float, float]]) -> None:
-    canvas = equity_chart(points)
-    png = canvas.png()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert struct.unpack(">II", png[16:24]) == (canvas.width, canvas.height)
-    assert bytes(LINE) in bytes(canvas.pixels)  # the curve is drawn

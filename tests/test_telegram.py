@@ -49,7 +49,7 @@ async def test_start_registers_commands_and_answers_each_command(
     async with running_bot(tmp_path) as rig:
         got = rig.fake.sent("setMyCommands")[0].params["commands"]
         assert [c["command"] for c in got] == [
-            "status", "close", "open", "audit", "pnl", "cycle", "pause", "resume", "help"
+            "status", "close", "open", "audit", "pnl", "chart", "cycle", "pause", "resume", "help"
         ]  # fmt: skip
         await rig.open_position()
         status = await rig.reply_text("/status")
@@ -71,7 +71,9 @@ async def test_start_registers_commands_and_answers_each_command(
 
         assert "/open SYMBOL long|short SIZE [STOP]" in await rig.reply_text("/help")
         assert "✅ clean" in await rig.reply_text("/audit")
-        pnl = await rig.reply_text("/pnl 7")
+        n = len(rig.fake.calls)
+        rig.fake.command(OWNER, "/pnl 7")  # short enough for a caption: one photo message
+        pnl = rig.fake.caption(await rig.fake.next_photo(OWNER, n))
         assert "last 7 day(s)" in pnl and "0 exit(s)" in pnl and "equity" in pnl
         assert "btc_momentum</b>: hold" in await rig.reply_text("/cycle btc_momentum")
         assert "unknown command" in await rig.reply_text("/frobnicate")
@@ -188,10 +190,13 @@ async def test_pnl_reports_realised_exits(tmp_path: Path) -> None:
         await rig.open_position()
         async with rig.daemon.leases.hold(SCOPE, "test close") as lease:
             await rig.acct.executor.close(lease, BTC, "manual", "test")
-        text = await rig.reply_text("/pnl")
+        n = len(rig.fake.calls)
+        rig.fake.command(OWNER, "/pnl")
+        photo = await rig.fake.next_photo(OWNER, n)  # the equity chart, the text as caption
+        text = rig.fake.caption(photo)
         assert "1 exit(s), 0 won, 1 lost" in text and "BTC/USDT:USDT: -" in text
-        [photo] = rig.fake.sent("sendPhoto", OWNER)  # the equity curve, before the text
         assert photo.params["photo"].startswith(b"\x89PNG") and "P&L" in photo.result["caption"]
+        assert rig.fake.texts(OWNER) == []  # nothing sent twice
 
 
 async def test_a_command_sent_while_offline_is_not_executed(tmp_path: Path) -> None:

@@ -88,6 +88,9 @@ async def test_undelivered_alerts_are_delivered_after_a_restart(tmp_path: Path) 
 
 async def test_critical_alerts_repeat_until_acknowledged_or_resolved(tmp_path: Path) -> None:
     async with running_bot(tmp_path, realert_seconds=0.3) as rig:
+        # text only: drawing a chart takes longer than realert_seconds here, which would
+        # interleave repeats (pictures: tests/test_chart_alerts.py)
+        rig.handle.notifier.chart = None
         journal = rig.acct.journal
         await journal.alert(Severity.CRITICAL, "lease lost on paper:main", "lease-lost:paper")
         await journal.open_incident(SCOPE, BTC, "unprotected_position", Attribution.EXECUTION, "x")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bot import exit_codes
 from bot.backtest_setup import Setup, SetupError, build_setup, parse_date
+from bot.charts.model import BacktestChartData, BacktestTrade
 from bot.commands.render import iso, print_json
 from bot.context import Context
 from bot.progress import ProgressBar
@@ -103,6 +105,26 @@ def result_json(
     }
 
 
+def chart_data(setup: Setup, result: BacktestResult) -> BacktestChartData:
+    """What `--png` draws: the run's equity curve, its closed trades, and a title naming the
+    strategies (kind and parameters) and the data."""
+    return BacktestChartData(
+        strategies=tuple(f"{name} ({kind})" for name, kind in setup.kinds.items()),
+        data=tuple(
+            f"{s.exchange} {s.symbol} {s.timeframe}, {s.candles:,} candles"
+            + (" SYNTHETIC" if s.synthetic else f" from {s.path.name}")
+            for s in setup.sources
+        ),
+        synthetic=any(s.synthetic for s in setup.sources),
+        curve=tuple(result.curve),
+        trades=tuple(
+            BacktestTrade(t.entry_at, t.exit_at, t.pnl)
+            for t in result.trips
+            if t.exit_at is not None
+        ),
+    )
+
+
 def _row(name: str, s: Summary) -> str:
     rate = "-" if s.win_rate is None else f"{s.win_rate:.1f}%"
     return (
@@ -176,10 +198,10 @@ async def run(ctx: Context) -> int:
     seconds = time.perf_counter() - started
     png: str | None = args.png
     if png:
-        from bot.charts import equity_png
+        from bot.charts.backtest import backtest_png
 
         try:
-            equity_png(png, result.curve)
+            Path(png).write_bytes(backtest_png(chart_data(setup, result)))
         except OSError as exc:
             print(f"warden backtest: cannot write {png}: {exc.strerror}", file=sys.stderr)
             return exit_codes.USAGE

@@ -29,12 +29,13 @@ from bot.telegram.app import (
     stop_updates,
 )
 from bot.telegram.callbacks import Callbacks, mark_expired
-from bot.telegram.chart import equity_png
+from bot.telegram.chart import alert_chart, equity_png
 from bot.telegram.commands import ChartFn, bot_commands, register
 from bot.telegram.confirm import Confirmations, Pending
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.services import BotServices
 from bot.telegram.settings import TelegramSettings
+from bot.telegram.status import status_text
 from storage.alert_ack_store import AlertAckStore
 from trading.logfmt import event
 
@@ -133,9 +134,18 @@ async def start_telegram(
     acks = AlertAckStore(daemon.db)
     gate = AccessGate(users, settings.allowed_chat_ids, svc.journal, settings.stale_command_seconds)
     app.add_handler(TypeHandler(Update, gate), group=-1)
-    callbacks = Callbacks(confirmations, acks, settings.lease_wait_seconds)
+    callbacks = Callbacks(
+        confirmations, acks, settings.lease_wait_seconds, status=lambda: status_text(svc)
+    )
     register(app, svc, TradeActions(svc, confirmations), callbacks, chart or equity_png)
-    notifier = TelegramNotifier(app.bot, acks, settings.recipients(users), settings, token=token)
+    notifier = TelegramNotifier(
+        app.bot,
+        acks,
+        settings.recipients(users),
+        settings,
+        token=token,
+        chart=alert_chart(daemon.accounts, daemon.config),
+    )
     handle = TelegramHandle(app, notifier, svc, gate, confirmations, settings)
     try:
         await handle._start_once()

@@ -15,6 +15,7 @@ USAGE = {
     "open": "/open SYMBOL long|short SIZE [STOP] [@EXCHANGE]",
     "audit": "/audit [DAYS]",
     "pnl": "/pnl [DAYS]",
+    "chart": "/chart SYMBOL [HOURS] [@EXCHANGE]",
     "cycle": "/cycle [STRATEGY]",
     "pause": "/pause [EXCHANGE]",
     "resume": "/resume [EXCHANGE]",
@@ -95,6 +96,13 @@ def days(command: str, args: Sequence[str]) -> int | None:
         raise UsageError(command, f"DAYS {args[0]!r} is not a whole number") from None
     if not 1 <= value <= MAX_DAYS:
         raise UsageError(command, f"DAYS must be between 1 and {MAX_DAYS} (got {value})")
+    return value
+
+
+def hours(command: str, text: str, most: float) -> float:
+    value = positive_number(command, text, "HOURS")
+    if value > most:
+        raise UsageError(command, f"HOURS must be at most {most:g} (got {text})")
     return value
 
 

@@ -1,4 +1,5 @@
-"""Button presses: confirm or cancel a /close or /open, acknowledge a critical alert.
+"""Button presses: confirm or cancel a /close or /open, acknowledge a critical alert, refresh a
+/status message in place.
 
 Only presses that passed the access gate get here. A confirmation acts once: a second press,
 or a press after it expired, is answered with what happened and does nothing.
@@ -7,9 +8,9 @@ or a press after it expired, is answered with what happened and does nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
-from telegram import Bot, CallbackQuery, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -22,6 +23,14 @@ from trading.logfmt import event
 
 log = logging.getLogger("warden.telegram.callbacks")
 ACK = "ack"
+REFRESH = "refresh"
+REFRESH_STATUS = f"{REFRESH}:status"
+
+
+def refresh_markup() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("🔄 Refresh", callback_data=REFRESH_STATUS)]]
+    )
 
 
 async def _quietly(what: str, coro: Awaitable[object]) -> None:
@@ -47,10 +56,17 @@ async def mark_expired(bot: Bot, p: Pending) -> None:
 
 
 class Callbacks:
-    def __init__(self, confirmations: Confirmations, acks: AlertAckStore, lease_wait: float):
+    def __init__(
+        self,
+        confirmations: Confirmations,
+        acks: AlertAckStore,
+        lease_wait: float,
+        status: Callable[[], Awaitable[str]] | None = None,
+    ):
         self.confirmations = confirmations
         self.acks = acks
         self.lease_wait = lease_wait
+        self.status = status  # /status's text, read anew on each Refresh
 
     async def __call__(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         q = update.callback_query
@@ -61,6 +77,8 @@ class Callbacks:
             await self._confirmation(q, context, arg, kind == CONFIRM)
         elif kind == ACK and arg.isdigit():
             await self._ack(q, int(arg))
+        elif q.data == REFRESH_STATUS and self.status is not None:
+            await self._refresh(q, context)
         else:
             await _quietly("answer", q.answer("unknown button: nothing was done"))
 
@@ -109,3 +127,34 @@ class Callbacks:
         event(log, "telegram.alert_ack", alert_id=alert_id, user_id=q.from_user.id, first=first)
         await _quietly("answer", q.answer("acknowledged" if first else "already acknowledged"))
         await _quietly("markup", q.edit_message_reply_markup(None))
+
+    async def _refresh(self, q: CallbackQuery, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Read the status again (reads only, no lease) and put it in the pressed message. A
+        status too long for one message is sent anew, the old message losing its button."""
+        try:
+            text = await self.status()  # type: ignore[misc]
+        except Exception as exc:
+            log.exception("telegram.refresh_failed")
+            await _quietly("answer", q.answer(f"refresh failed: {type(exc).__name__}"))
+            return
+        parts = split_message(text)
+        if len(parts) == 1:
+            await _quietly("answer", q.answer("refreshed"))
+            # Telegram refuses an edit that changes nothing ("message is not modified"); the
+            # status carries the time to the second, so that happens only within one second
+            await _quietly(
+                "refresh",
+                q.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=refresh_markup()),
+            )
+            return
+        await _quietly("answer", q.answer("refreshed below"))
+        await _quietly("markup", q.edit_message_reply_markup(None))
+        chat_id = q.message.chat.id if q.message is not None else q.from_user.id
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            await context.bot.send_message(
+                chat_id,
+                part,
+                parse_mode=ParseMode.HTML,
+                reply_markup=refresh_markup() if last else None,
+            )

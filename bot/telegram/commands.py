@@ -8,11 +8,15 @@ from collections.abc import Awaitable, Callable
 from telegram import BotCommand, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.charts.model import EquityChartData
+from bot.charts.sources import DEFAULT_HOURS, MAX_HOURS, strategy_timeframes
+from bot.services import Account
 from bot.telegram import args as A
 from bot.telegram.actions import TradeActions
 from bot.telegram.app import TgApp
 from bot.telegram.args import UsageError
-from bot.telegram.callbacks import Callbacks
+from bot.telegram.callbacks import Callbacks, refresh_markup
+from bot.telegram.chart import position_png
 from bot.telegram.pnl import pnl_summary
 from bot.telegram.render import b, esc, num
 from bot.telegram.replies import Command, Reply, Result, command
@@ -25,13 +29,14 @@ COMMANDS = [
     ("close", "close a position or all (asks to confirm)"),
     ("open", "open a position with a stop (asks to confirm)"),
     ("audit", "the exchange read against the journal"),
-    ("pnl", "realised P&L and equity"),
+    ("pnl", "realised P&L and the equity chart"),
+    ("chart", "a symbol's chart: price, entry, stop, fills"),
     ("cycle", "run a strategy cycle now"),
     ("pause", "no new entries (stops stay guarded)"),
     ("resume", "allow entries again"),
     ("help", "what each command does"),
 ]
-ChartFn = Callable[[list[tuple[float, float]]], Awaitable[bytes | None]]
+ChartFn = Callable[[EquityChartData | None], Awaitable[bytes | None]]
 
 
 def bot_commands() -> list[BotCommand]:
@@ -41,19 +46,48 @@ def bot_commands() -> list[BotCommand]:
 class SimpleCommands:
     def __init__(self, svc: BotServices, chart: ChartFn | None) -> None:
         self.svc = svc
-        self.chart = chart
+        self.equity_chart = chart
 
     async def status(self, update: Update, args: list[str]) -> Result:
         A.no_args("status", args)
-        return await status_text(self.svc)
+        return Reply(await status_text(self.svc), markup=refresh_markup())
 
     async def audit(self, update: Update, args: list[str]) -> Result:
         return await audit_text(self.svc, A.days("audit", args) or A.AUDIT_DAYS)
 
     async def pnl(self, update: Update, args: list[str]) -> Result:
         summary = await pnl_summary(self.svc, A.days("pnl", args))
-        photo = await self.chart(summary.points) if self.chart else None
+        photo = await self.equity_chart(summary.chart) if self.equity_chart else None
         return Reply(summary.html, photo=photo)
+
+    async def _chart_account(self, text: str, chosen: str | None) -> tuple[Account, str]:
+        accounts = [self.svc.accounts[chosen]] if chosen else list(self.svc.accounts.values())
+        listing: dict[str, list[Account]] = {}
+        for acct in accounts:
+            for s in await acct.exchange.markets():
+                listing.setdefault(s, []).append(acct)
+        symbol = A.resolve_symbol("chart", text, listing)
+        owners = listing[symbol]
+        if len(owners) > 1:
+            # the exchange that holds the position, when exactly one does
+            holding = [a for a in owners if await a.exchange.positions(symbol)]
+            if len(holding) != 1:
+                names = ", ".join(a.name for a in owners)
+                raise UsageError(
+                    "chart", f"{symbol} is listed by several exchanges ({names}): add @EXCHANGE"
+                )
+            owners = holding
+        return owners[0], symbol
+
+    async def chart(self, update: Update, args: list[str]) -> Result:
+        rest, chosen = A.take_exchange("chart", args, self.svc.accounts)
+        if not 1 <= len(rest) <= 2:
+            raise UsageError("chart", "give a SYMBOL, and optionally HOURS")
+        hours = A.hours("chart", rest[1], MAX_HOURS) if len(rest) == 2 else DEFAULT_HOURS
+        acct, symbol = await self._chart_account(rest[0], chosen)
+        frames = strategy_timeframes(self.svc.config, acct.name, symbol)
+        photo = await position_png(acct, symbol, hours, frames)
+        return Reply(f"{b(acct.name)} {b(symbol)} · last {num(hours)} h (UTC)", photo=photo)
 
     async def cycle(self, update: Update, args: list[str]) -> Result:
         runners = self.svc.strategies()
@@ -123,6 +157,8 @@ class SimpleCommands:
             f"({num(self.svc.config.risk.max_stop_percent)}%) from the last price, shown before "
             "you confirm.",
             "SYMBOL may be short: btc, BTCUSDT or BTC/USDT:USDT.",
+            f"/chart draws the last {num(DEFAULT_HOURS)} h unless HOURS is given; /status has a "
+            "Refresh button that updates the message in place.",
         ]
         return "\n".join(lines)
 
@@ -144,6 +180,7 @@ def register(
         "open": trade.open,
         "audit": simple.audit,
         "pnl": simple.pnl,
+        "chart": simple.chart,
         "cycle": simple.cycle,
         "pause": simple.pause,
         "resume": simple.resume,

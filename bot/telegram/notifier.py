@@ -6,6 +6,13 @@ never sends it to that chat again. A failure stops the pass (nothing overtakes a
 alert) and backs off: a 429's ``retry_after`` exactly, otherwise exponentially, capped.
 Critical alerts are loud and carry an "acknowledge" button; unacknowledged ones are sent again
 every ``realert_seconds`` until acknowledged, resolved or raised again. Info alerts are silent.
+
+An alert that names a chart subject (an emergency close, a stop repair) carries the position
+chart, drawn when it is delivered. A text that fits a photo caption (1,024) is sent as the
+photo with the text as caption, the acknowledge button on it; a longer one is sent as the text
+message (the delivery that counts), the photo following with the first line as caption. A
+chart that cannot be drawn, or a photo Telegram refuses, never holds the alert back: the text
+goes alone. Repeats of an unacknowledged alert are text only.
 """
 
 from __future__ import annotations
@@ -17,19 +24,20 @@ import logging
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.telegram.render import alert_html
+from bot.telegram.render import alert_html, fits_caption
 from bot.telegram.settings import TelegramSettings
 from storage.alert_ack_store import AlertAckStore
 from storage.outbox import Outbox, PendingAlert
 from trading.logfmt import event
 
 log = logging.getLogger("warden.telegram.notifier")
+ChartFn = Callable[[str, str], Awaitable[bytes | None]]  # (scope, symbol) -> PNG or None
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -53,8 +61,10 @@ class TelegramNotifier:
         *,
         token: str = "",
         monotonic: Callable[[], float] = time.monotonic,
+        chart: ChartFn | None = None,
     ) -> None:
         self.bot = bot
+        self.chart = chart
         self.acks = acks
         self.recipients = list(recipients)
         self.settings = settings
@@ -115,7 +125,9 @@ class TelegramNotifier:
 
     # --- sending ------------------------------------------------------------------------------
 
-    async def _send(self, chat_id: int, html: str, silent: bool, ack_id: int | None) -> Message:
+    async def _send(
+        self, chat_id: int, html: str, silent: bool, ack_id: int | None, photo: bytes | None
+    ) -> Message:
         markup = (
             InlineKeyboardMarkup(
                 [[InlineKeyboardButton("✅ Acknowledge", callback_data=f"ack:{ack_id}")]]
@@ -123,6 +135,49 @@ class TelegramNotifier:
             if ack_id is not None
             else None
         )
+        if photo is not None and fits_caption(html):
+            try:
+                return await self.bot.send_photo(
+                    chat_id,
+                    photo,
+                    caption=html,
+                    parse_mode=ParseMode.HTML,
+                    disable_notification=silent,
+                    reply_markup=markup,
+                )
+            except RetryAfter:
+                raise  # the text would be refused the same way: back off
+            except (TelegramError, OSError) as exc:
+                self._photo_failed(chat_id, exc)  # the text goes alone, below
+            photo = None
+        msg = await self._send_text(chat_id, html, silent, markup)
+        if photo is not None:
+            # the text was too long for a caption: it went first and counts as the delivery;
+            # the picture follows, and its failure is logged, never retried
+            try:
+                await self.bot.send_photo(
+                    chat_id,
+                    photo,
+                    caption=html.split("\n", 1)[0],
+                    parse_mode=ParseMode.HTML,
+                    disable_notification=True,
+                )
+            except (TelegramError, OSError) as exc:
+                self._photo_failed(chat_id, exc)
+        return msg
+
+    def _photo_failed(self, chat_id: int, exc: BaseException) -> None:
+        event(
+            log,
+            "alert.photo_failed",
+            logging.WARNING,
+            chat_id=chat_id,
+            error=self._clean(f"{type(exc).__name__}: {exc}"),
+        )
+
+    async def _send_text(
+        self, chat_id: int, html: str, silent: bool, markup: InlineKeyboardMarkup | None
+    ) -> Message:
         try:
             return await self.bot.send_message(
                 chat_id,
@@ -138,6 +193,15 @@ class TelegramNotifier:
             return await self.bot.send_message(
                 chat_id, html, disable_notification=silent, reply_markup=markup
             )
+
+    async def _picture(self, alert: PendingAlert) -> bytes | None:
+        if alert.chart is None or self.chart is None:
+            return None
+        try:
+            return await self.chart(alert.chart.scope, alert.chart.symbol)
+        except Exception as exc:  # the alert goes out as text whatever happened to its chart
+            event(log, "alert.chart_failed", logging.WARNING, alert_id=alert.id, error=repr(exc))
+            return None
 
     async def _failed(
         self, outbox: Outbox | None, alert_id: int, attempts: int, exc: BaseException
@@ -175,6 +239,7 @@ class TelegramNotifier:
         chats: Sequence[int],
         html: str,
         severity: str,
+        photo: bytes | None = None,
     ) -> tuple[bool, list[int]]:
         """Send one round to these chats, recording each. Returns whether any chat got it and
         the chats that refused for good (bot blocked, chat gone), which are logged."""
@@ -183,7 +248,7 @@ class TelegramNotifier:
         ack_id = alert_id if severity == "critical" else None
         for chat in chats:
             try:
-                msg = await self._send(chat, html, severity == "info", ack_id)
+                msg = await self._send(chat, html, severity == "info", ack_id, photo)
             except (Forbidden, BadRequest) as exc:
                 refused.append(chat)
                 event(
@@ -207,8 +272,9 @@ class TelegramNotifier:
         done = await self.acks.sent_to(alert.id, 0)
         todo = [c for c in self.recipients if c not in done]
         html = alert_html(alert.severity, alert.text, alert.created_at)
+        photo = await self._picture(alert) if todo else None
         reached, refused = await self._to_chats(
-            outbox, alert.id, alert.attempts, 0, todo, html, alert.severity
+            outbox, alert.id, alert.attempts, 0, todo, html, alert.severity, photo
         )
         if refused and not reached and not done:
             # nobody has it: keep it (and everything after it) for when a chat accepts again

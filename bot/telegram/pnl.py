@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from bot.charts.model import EquityChartData, EquitySeries
+from bot.charts.series import anchored_equity
 from bot.telegram.render import b, esc, money, num, utc_day
 from bot.telegram.services import BotServices
 from trading.errors import ExchangeError
@@ -17,22 +19,16 @@ DEFAULT_DAYS = 30
 @dataclass
 class PnlSummary:
     html: str
-    points: list[tuple[float, float]]  # (time, equity): the curve, realised P&L only
+    chart: EquityChartData | None  # one equity line per exchange whose balance was read
 
 
 def equity_points(
     exits: list[dict[str, Any]], equity_now: float, since: float, now: float
-) -> list[tuple[float, float]]:
-    """An equity curve from realised P&L, anchored so that it ends at today's equity (the
-    last step, from the last exit to now, is the unrealised P&L and anything else)."""
-    realised = sum(float(e["pnl"]) for e in exits)
-    level = equity_now - realised
-    points = [(since, level)]
-    for e in sorted(exits, key=lambda e: float(e["at"])):
-        level += float(e["pnl"])
-        points.append((float(e["at"]), level))
-    points.append((now, equity_now))
-    return points
+) -> tuple[tuple[float, float], ...]:
+    """One account's equity curve from its realised P&L, ending at today's equity."""
+    return anchored_equity(
+        ((float(e["at"]), float(e["pnl"])) for e in exits), equity_now, since, now
+    )
 
 
 async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
@@ -40,12 +36,11 @@ async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
     now = time.time()
     since = now - days * 86400
     lines = [f"<b>P&amp;L</b> · last {days} day(s), since {esc(utc_day(since))}"]
-    all_exits: list[dict[str, Any]] = []
+    series: list[EquitySeries] = []
     equity_total = 0.0
     currencies: set[str] = set()
     for acct in svc.accounts.values():
         exits = [e for e in await acct.journal.exits(acct.scope) if float(e["at"]) >= since]
-        all_exits += exits
         realised = sum(float(e["pnl"]) for e in exits)
         fees = sum(float(e["fee"]) for e in exits)
         won = sum(1 for e in exits if float(e["pnl"]) > 0)
@@ -65,10 +60,14 @@ async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
             lines.append(f"   equity: cannot read the exchange ({esc(exc)})")
             continue
         equity_total += bal.total
+        series.append(
+            EquitySeries(acct.name, equity_points(exits, bal.total, since, now), bal.currency)
+        )
         currencies.add(bal.currency)
         free = num(round(bal.free, 2))
         lines.append(f"   equity {num(round(bal.total, 2))} {esc(bal.currency)} (free {free})")
-    points = equity_points(all_exits, equity_total, since, now) if currencies else []
+    title = f"Equity · last {days} day(s) · realised P&L steps, ending at today's equity"
+    chart = EquityChartData(title, tuple(series)) if series else None
     if len(svc.accounts) > 1 and len(currencies) == 1:
         lines += ["", f"total equity {num(round(equity_total, 2))} {esc(currencies.pop())}"]
-    return PnlSummary("\n".join(lines), points)
+    return PnlSummary("\n".join(lines), chart)

@@ -13,6 +13,9 @@ import math
 import time
 
 LIMIT = 4096
+# sendPhoto: "Photo caption ..., 0-1024 characters after entities parsing"
+# (https://core.telegram.org/bots/api#sendphoto); measured on the raw HTML, as LIMIT is
+CAPTION_LIMIT = 1024
 TRUNCATED = "… (truncated)"
 
 
@@ -100,6 +103,10 @@ def split_message(text: str, limit: int = LIMIT) -> list[str]:
     if current:
         parts.append("\n".join(current))
     return [p for p in parts if p.strip()] or ["(empty)"]
+
+
+def fits_caption(text: str) -> bool:
+    return _units(text) <= CAPTION_LIMIT
 
 
 def truncate(text: str, limit: int = LIMIT) -> str:

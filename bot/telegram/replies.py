@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 from bot.logs import redactor
 from bot.telegram.args import UsageError
 from bot.telegram.confirm import Pending
-from bot.telegram.render import esc, split_message
+from bot.telegram.render import esc, fits_caption, split_message
 from trading.errors import ExchangeError
 from trading.logfmt import event
 
@@ -26,7 +26,9 @@ class Reply:
     html: str
     markup: InlineKeyboardMarkup | None = None
     pending: Pending | None = None  # the confirmation this reply's buttons belong to
-    photo: bytes | None = None  # sent first, with the first line as caption
+    # a text that fits a caption (1,024) goes as the photo's caption, in one message; a longer
+    # one goes as text first, then the photo captioned with the text's first line
+    photo: bytes | None = None
 
 
 Result = str | Reply | None
@@ -36,19 +38,28 @@ Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None
 
 async def send(chat_id: int, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
     bot = context.bot
-    if reply.photo is not None:
-        caption = reply.html.split("\n", 1)[0]
-        await bot.send_photo(chat_id, reply.photo, caption=caption, parse_mode=ParseMode.HTML)
-    parts = split_message(reply.html)
     sent: Message | None = None
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        sent = await bot.send_message(
+    if reply.photo is not None and fits_caption(reply.html):
+        sent = await bot.send_photo(
             chat_id,
-            part,
+            reply.photo,
+            caption=reply.html,
             parse_mode=ParseMode.HTML,
-            reply_markup=reply.markup if last else None,
+            reply_markup=reply.markup,
         )
+    else:
+        parts = split_message(reply.html)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            sent = await bot.send_message(
+                chat_id,
+                part,
+                parse_mode=ParseMode.HTML,
+                reply_markup=reply.markup if last else None,
+            )
+        if reply.photo is not None:
+            caption = reply.html.split("\n", 1)[0]
+            await bot.send_photo(chat_id, reply.photo, caption=caption, parse_mode=ParseMode.HTML)
     if reply.pending is not None and sent is not None:
         reply.pending.message_id = sent.message_id
 

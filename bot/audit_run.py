@@ -8,12 +8,17 @@ import time
 from bot.config import Config
 from bot.services import build_account
 from storage.db import Database
-from storage.lease import HOST, LeaseStore, parse_owner, pid_alive
+from storage.lease import HOST, LeaseStore, Refusal, parse_owner, pid_alive
 from trading.audit import Finding, Kind, Level, audit_exchange
 from trading.errors import ExchangeError
 
+REFUSALS_COUNTED = 1_000_000  # every refusal in the period counts; rows are small
+
 
 async def lease_findings(db: Database, since: float) -> list[Finding]:
+    """Stale leases and refusals: evidence, not problems. A stale lease is taken over by the
+    next acquisition (at once when its holder is dead); a refusal is the lease doing its job.
+    Refusals are one summary finding per account with their count, not one line each."""
     store = LeaseStore(db)
     now = time.time()
     out: list[Finding] = []
@@ -25,23 +30,29 @@ async def lease_findings(db: Database, since: float) -> list[Finding]:
             out.append(
                 Finding(
                     Kind.STALE_LEASE,
-                    Level.WARNING,
+                    Level.INFO,
                     h.scope.split(":")[0],
                     "",
                     f"lease {h.scope} held by {h.owner} ({h.purpose}): {why}",
-                    "the next acquisition takes it over; nothing to do unless it repeats",
+                    "none: the next acquisition takes it over (`warden health` tells whether "
+                    "the agent runs)",
                 )
             )
-    for r in await store.refusals(since=since, limit=200):
+    by_scope: dict[str, list[Refusal]] = {}
+    for r in await store.refusals(since=since, limit=REFUSALS_COUNTED):
+        by_scope.setdefault(r.scope, []).append(r)
+    for scope, refused in sorted(by_scope.items()):
+        last = refused[0]  # newest first
         out.append(
             Finding(
                 Kind.LEASE_REFUSAL,
                 Level.INFO,
-                r.scope.split(":")[0],
+                scope.split(":")[0],
                 "",
-                f"{r.purpose!r} ({r.owner}) kept out while {r.holder_purpose!r} "
-                f"({r.holder_owner}) held {r.scope}",
-                "none: the lease did its job",
+                f"{len(refused)} refusal(s) on {scope}; the last: {last.purpose!r} "
+                f"({last.owner}) kept out while {last.holder_purpose!r} ({last.holder_owner}) "
+                "held it",
+                "none: the lease did its job (`warden lock` lists them)",
             )
         )
     return out
@@ -68,4 +79,5 @@ async def run_audit(
 
 
 def failing(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.severity is not Level.INFO]
+    """The findings that need the owner now (they make the audit exit 1)."""
+    return [f for f in findings if f.needs_action]

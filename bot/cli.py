@@ -188,23 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
         "execution cost (default: [accounting] slippage_bound_bps, 10)",
     )
     p = add(
-        "chart",
-        "draw a symbol's chart as a PNG: candles, last price, the position's entry and stop "
-        "(state, last verified live), fills from the journal; reads only",
-        _lazy("chart"),
-        json_flag=True,
-        exchange=True,
-    )
-    p.add_argument("symbol", metavar="SYMBOL", help=SYMBOL_HELP)
-    p.add_argument(
-        "--hours",
-        type=positive_number,
-        default=24.0,
-        metavar="N",
-        help="how much history to draw, in hours (default 24, at most 720)",
-    )
-    p.add_argument("--png", metavar="PATH", required=True, help="the PNG file to write")
-    p = add(
         "backtest",
         "replay history through the live cycle (strategy, executor, verified stops, paper "
         "exchange), as fast as it goes",
@@ -378,6 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("symbol", metavar="SYMBOL")
     pp.add_argument("price", type=positive_number, metavar="PRICE")
     pp.set_defaults(handler=_lazy("paper", "price"))
+    pf = paper_sub.add_parser(
+        "faults",
+        help="show the paper exchange's fault injection in force; --set changes it",
+        parents=[_common(json_flag=True, exchange=True)],
+    )
+    pf.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="e.g. stop_silent_fail=1 stop_silent_fail_rate=0.15 (seed, entry_timeout_after_fill, "
+        "reject_rate, latency_ms)",
+    )
+    pf.set_defaults(handler=_lazy("paper", "faults"))
     return parser
 
 

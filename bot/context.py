@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from bot.config import Config, Secrets, load_config, load_secrets, resolve_confi
 from bot.config.errors import ConfigError
 from bot.config.secrets import set_process_secrets
 from bot.logs import Redactor, setup_logging
-from storage.db import Database
+from storage.db import Database, DatabaseMissing
 from storage.held_lease import LeaseManager
 from storage.lease import LeaseStore
 
@@ -37,6 +38,20 @@ class Context:
                 f"--exchange {requested}: not configured (configured: {', '.join(names)})"
             )
         return requested
+
+    @property
+    def database(self) -> str:
+        """The database this command uses, as an absolute path (":memory:" stays as it is)."""
+        path = self.config.storage.path
+        return path if path == ":memory:" else os.path.abspath(path)
+
+    def database_origin(self) -> str:
+        """Where the database path came from, for messages that name it."""
+        if os.environ.get("WARDEN_DB"):
+            return "$WARDEN_DB"
+        if self.config_source.startswith("<"):
+            return "the built-in demo (no config file)"
+        return f"[storage] path in {self.config_source}"
 
     def lease_manager(self, db: Database) -> LeaseManager:
         return LeaseManager(
@@ -67,9 +82,22 @@ def build_context(args: argparse.Namespace) -> Context:
     return Context(config, str(path) if path else "<built-in defaults>", secrets, args)
 
 
+def missing_hint(ctx: Context) -> str:
+    return (
+        f"the path comes from {ctx.database_origin()}: check it, or start the agent with that "
+        "configuration (`warden run`) to create it"
+    )
+
+
 @asynccontextmanager
-async def open_db(ctx: Context) -> AsyncIterator[Database]:
-    db = await Database.open(ctx.config.storage.path)
+async def open_db(ctx: Context, *, create: bool = True) -> AsyncIterator[Database]:
+    """The configured database. Commands that only read pass ``create=False``: a missing file
+    is then an error naming the path (DatabaseMissing, exit 2) and nothing is created, so a
+    wrong folder or config never shows an empty account as if all were well."""
+    try:
+        db = await Database.open(ctx.config.storage.path, create=create)
+    except DatabaseMissing as exc:
+        raise DatabaseMissing(exc.path, missing_hint(ctx)) from None
     try:
         yield db
     finally:

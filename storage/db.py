@@ -39,6 +39,16 @@ async def _enable_wal(conn: aiosqlite.Connection) -> None:
         delay = min(delay * 2, 0.2)
 
 
+class DatabaseMissing(StorageError):
+    """A command that only reads was pointed at a database that does not exist."""
+
+    def __init__(self, path: str, hint: str = "") -> None:
+        self.path = str(Path(path).absolute())
+        self.hint = hint
+        text = f"database {self.path} does not exist (nothing was created)"
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
@@ -48,19 +58,33 @@ class Database:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path, *, migrate: bool = True) -> Database:
+    async def open(
+        cls, path: str | Path, *, migrate: bool = True, create: bool = True
+    ) -> Database:
+        """Open (by default creating) the database at ``path``. With ``create=False`` a missing
+        file raises DatabaseMissing and nothing is created: SQLite's ``mode=rw`` URI opens an
+        existing file for reading and writing but never makes a new one, so a file removed
+        between a check and the open cannot be re-created by accident either."""
         from storage.migrations import migrate as run_migrations
 
         path = str(path)
+        target = path
+        uri = False
         if path != ":memory:":
             parent = Path(path).resolve().parent
+            if not create and not Path(path).is_file():
+                raise DatabaseMissing(path)
             if not parent.is_dir():
                 raise StorageError(f"database {path}: folder {parent} does not exist")
+            if not create:
+                target, uri = Path(path).resolve().as_uri() + "?mode=rw", True
         try:
             conn = await aiosqlite.connect(
-                path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+                target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, uri=uri
             )
         except sqlite3.Error as exc:
+            if not create and not Path(path).is_file():
+                raise DatabaseMissing(path) from None
             raise StorageError(f"database {path}: cannot be opened ({exc})") from None
         conn.row_factory = aiosqlite.Row
         db = cls(conn, path)

@@ -9,6 +9,7 @@ import importlib
 import inspect
 import json
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -140,13 +141,18 @@ def test_exchange_is_required_when_several_are_configured(tmp_path: Path) -> Non
     ],
 )
 def test_global_options_before_or_after_the_command(tmp_path: Path, argv: tuple[str, ...]) -> None:
-    # the custom config points at its own database: its creation proves the file was read
+    # the custom config points at its own database: naming it proves the file was read
     (tmp_path / "custom.toml").write_text('[storage]\npath = "custom.db"\n')
     out = warden(tmp_path, *argv)
+    assert out.returncode == 2
+    assert f"database {tmp_path / 'custom.db'} does not exist" in out.stderr
+    assert db_files(tmp_path) == []  # read-only commands create nothing
+    sqlite3.connect(tmp_path / "custom.db").close()  # an empty file: migrated on open
+    out = warden(tmp_path, *argv)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["leases"] == []
-    assert (tmp_path / "custom.db").exists()
-    assert not (tmp_path / "warden.db").exists()
+    report = json.loads(out.stdout)
+    assert report["leases"] == [] and report["database"] == str(tmp_path / "custom.db")
+    assert db_files(tmp_path) == ["custom.db"]
 
 
 def test_env_file_option_after_the_command(tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ def test_no_file_anywhere_gives_builtin_defaults(tmp_path: Path) -> None:
     assert paper.replay is not None and paper.faults.stop_silent_fail == 1
     assert list(config.exchanges) == ["paper"]
     assert isinstance(config.exchanges["paper"], PaperExchangeConfig)
-    assert config.storage.path == "./warden.db"
+    # its own file, so a later `warden init` + `warden run` here starts clean
+    assert config.storage.path == "./warden-demo.db"
     assert config.lease_scope("paper") == "paper:main"
 
 
@@ -165,13 +166,16 @@ def test_named_file_that_is_missing_is_an_error_not_a_fallback(tmp_path: Path, v
 
 def test_warden_db_overrides_storage_path(tmp_path: Path) -> None:
     path = write(tmp_path / "w.toml", '[storage]\npath = "from-file.db"\n')
-    assert load_config(path, environ={}).storage.path == "from-file.db"
+    # relative to the config file's folder, not the working folder
+    assert load_config(path, environ={}).storage.path == str(tmp_path / "from-file.db")
     assert load_config(path, environ={"WARDEN_DB": "/x/override.db"}).storage.path == (
         "/x/override.db"
     )
     assert load_config(None, environ={"WARDEN_DB": "d.db"}).storage.path == "d.db"
     # empty means unset
-    assert load_config(path, environ={"WARDEN_DB": ""}).storage.path == "from-file.db"
+    assert load_config(path, environ={"WARDEN_DB": ""}).storage.path == str(
+        tmp_path / "from-file.db"
+    )
 
 
 # --- the example file ---------------------------------------------------------------------------
@@ -179,7 +183,9 @@ def test_warden_db_overrides_storage_path(tmp_path: Path) -> None:
 
 def test_example_file_loads_and_equals_the_defaults() -> None:
     config = load_config(EXAMPLE, environ={})
-    assert config == Config()
+    # the default "./warden.db", resolved from the file's own folder
+    assert config.storage.path == str(EXAMPLE.parent.resolve() / "warden.db")
+    assert config.model_copy(update={"storage": Config().storage}) == Config()
     # and the file really states those values (not an empty file that defaults everything)
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     assert data["risk"]["max_leverage"] == RiskConfig().max_leverage

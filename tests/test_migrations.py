@@ -191,7 +191,7 @@ def test_cli_refuses_a_newer_database(tmp_path: Path, db_path: Path) -> None:
         out = subprocess.run(
             warden_cmd(*argv),
             cwd=tmp_path,
-            env=child_env(),
+            env=child_env(WARDEN_DB=str(db_path)),
             capture_output=True,
             text=True,
             timeout=60,
@@ -212,7 +212,7 @@ def test_doctor_reports_a_newer_database(tmp_path: Path, db_path: Path) -> None:
     out = subprocess.run(
         warden_cmd("doctor"),
         cwd=tmp_path,
-        env=child_env(),
+        env=child_env(WARDEN_DB=str(db_path)),
         capture_output=True,
         text=True,
         timeout=60,

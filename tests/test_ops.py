@@ -54,10 +54,12 @@ SECRET = "okx-secret-7f3a9c2e5b1d"
 def warden(
     cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    # ./warden.db unless the test says otherwise (with no config the demo would use its own
+    # ./warden-demo.db)
     return subprocess.run(
         warden_cmd(*args),
         cwd=cwd,
-        env=env or child_env(),
+        env=env or child_env(WARDEN_DB=str(cwd / "warden.db")),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -265,7 +267,7 @@ def running(
     proc = subprocess.Popen(
         warden_cmd(*args),
         cwd=cwd,
-        env=env or child_env(),
+        env=env or child_env(WARDEN_DB=str(cwd / "warden.db")),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -486,7 +488,7 @@ def test_log_file_from_the_config(tmp_path: Path) -> None:
     out = warden(tmp_path, "lock")
     assert out.returncode == 2 and "logging.file logs/w.log: cannot be opened" in out.stderr
     (tmp_path / "logs").mkdir()
-    out = warden(tmp_path, "--log-json", "--log-level", "DEBUG", "lock")
+    out = warden(tmp_path, "--log-json", "--log-level", "DEBUG", "pause")  # creates the db
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "logs" / "w.log").read_text()
     assert next(json.loads(line)["level"] for line in text.splitlines()) == "DEBUG"
@@ -508,8 +510,12 @@ def _beacon(db_path: Path, beacon: Beacon) -> None:
 async def test_health_without_a_running_agent(tmp_path: Path) -> None:
     out = warden(tmp_path, "health", "--json")
     assert out.returncode == 1
-    assert json.loads(out.stdout)["ok"] is False and "no database" in out.stdout
-    assert not (tmp_path / "warden.db").exists()  # never created by a health check
+    report = json.loads(out.stdout)
+    assert report["ok"] is False and report["database"] == str(tmp_path / "warden.db")
+    assert f"database {tmp_path / 'warden.db'} does not exist (nothing was created)" in (
+        report["detail"]
+    )
+    assert list(tmp_path.iterdir()) == []  # never created by a health check
     db_path = tmp_path / "warden.db"
     await make_db(db_path)
     out = warden(tmp_path, "health")

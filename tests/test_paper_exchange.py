@@ -471,7 +471,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         warden_cmd("paper", "price", *args),
         cwd=tmp_path,
-        env=child_env(),
+        env=child_env(WARDEN_DB=str(tmp_path / "warden.db")),
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,6 +4,7 @@ from tests.conftest import child_env, warden_cmd
 
 
 def test_status_json_on_builtin_defaults(tmp_path):
+    # status only reads: before the demo ever ran there is nothing to show, and nothing is made
     out = subprocess.run(
         warden_cmd("status", "--json"),
         cwd=tmp_path,
@@ -12,6 +13,6 @@ def test_status_json_on_builtin_defaults(tmp_path):
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, out.stderr
-    assert '"leases": []' in out.stdout
-    assert (tmp_path / "warden.db").exists()
+    assert out.returncode == 2
+    assert f"database {tmp_path / 'warden-demo.db'} does not exist" in out.stderr
+    assert list(tmp_path.iterdir()) == []

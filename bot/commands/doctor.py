@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import exit_codes
+from bot.commands.paper import drift_warning, fault_drift_by_exchange
 from bot.commands.render import print_json
 from bot.config.errors import ConfigError
 from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
@@ -171,8 +172,12 @@ async def _checks(ctx: Context) -> list[Check]:
         db = await Database.open(path, migrate=False)
         try:
             version = await current_version(db)
+            drift = await fault_drift_by_exchange(ctx.config, db) if version == LATEST else {}
         finally:
             await db.close()
+        # the database's faults are in force (the config only seeds them once): say so
+        for name, lines in drift.items():
+            checks.append(Check(f"paper faults {name}", "warn", drift_warning(name, lines)))
         if version > LATEST:
             checks.append(
                 Check(

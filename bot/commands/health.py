@@ -19,7 +19,7 @@ from typing import Any
 from bot import exit_codes
 from bot.commands.render import iso, print_json
 from bot.config import Config
-from bot.context import Context
+from bot.context import Context, missing_hint
 from storage.daemon_beacon import Beacon, BeaconStore, last_agent_cycles
 from storage.db import Database
 from storage.lease import LeaseHolder, LeaseStore, parse_owner
@@ -159,15 +159,21 @@ async def run(ctx: Context) -> int:
     path = ctx.config.storage.path
     now = time.time()
     if path == ":memory:" or not Path(path).is_file():
-        report = Report(False, f"no database at {path}: the agent has not run here", max_age)
+        # not healthy (exit 1, what a container HEALTHCHECK expects), and nothing is created
+        report = Report(
+            False,
+            f"database {ctx.database} does not exist (nothing was created); {missing_hint(ctx)}",
+            max_age,
+        )
     else:
-        db = await Database.open(path, migrate=False)
+        db = await Database.open(path, migrate=False, create=False)
         try:
             report = await evaluate(db, now, max_age)
         finally:
             await db.close()
     if ctx.args.json:
-        print_json(report.json())
+        print_json({**report.json(), "database": ctx.database})
     else:
+        print(f"database: {ctx.database}")
         print(report.detail)
     return exit_codes.OK if report.ok else exit_codes.REFUSED

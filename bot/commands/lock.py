@@ -18,7 +18,7 @@ from trading.lease import LeaseBusy
 async def run(ctx: Context) -> int:
     if ctx.args.hold is not None:
         return await _hold(ctx)
-    async with open_db(ctx) as db:
+    async with open_db(ctx, create=False) as db:
         store = LeaseStore(db)
         holders = await store.holders()
         refusals = await store.refusals(limit=10)
@@ -26,11 +26,13 @@ async def run(ctx: Context) -> int:
     if ctx.args.json:
         print_json(
             {
+                "database": ctx.database,
                 "leases": [holder_json(h, now) for h in holders],
                 "refusals": [refusal_json(r) for r in refusals],
             }
         )
         return exit_codes.OK
+    print(f"database: {ctx.database}")
     if not holders:
         print("no execution lease is held")
     for h in holders:
@@ -58,7 +60,7 @@ async def _hold(ctx: Context) -> int:
             loop.add_signal_handler(sig, stop.set)
         print(
             f"holding {scope} token {held.token} for {ctx.args.hold:g}s "
-            f"({ctx.args.purpose}); Ctrl-C releases",
+            f"({ctx.args.purpose}) on {ctx.database}; Ctrl-C releases",
             flush=True,
         )
         try:

@@ -8,6 +8,7 @@ import signal
 
 from bot import exit_codes
 from bot.beacon import DaemonBeacon
+from bot.commands.paper import drift_warning, fault_drift_by_exchange
 from bot.context import Context, open_db
 from bot.daemon import Daemon
 
@@ -31,6 +32,9 @@ async def run(ctx: Context) -> int:
             f"{ctx.config.guardian.watchdog_seconds:g}s; alerts below. Ctrl-C stops.",
             flush=True,
         )
+        # fault injection the config does not describe is in force: said here, not only in a log
+        for name, drift in (await fault_drift_by_exchange(ctx.config, db)).items():
+            print(f"warden: WARNING: {drift_warning(name, drift)}", flush=True)
         # the heartbeat row `warden health` and `warden restore` read (bot/beacon.py)
         watchdogs = {ctx.config.lease_scope(n): w for n, w in daemon.watchdogs.items()}
         beacon = DaemonBeacon(db, watchdogs, ctx.config.lease.heartbeat_seconds)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 DEMO: dict[str, Any] = {
+    # its own file: a later `warden init` + `warden run` in the same folder (./warden.db) must
+    # start clean, not inherit the demo's positions and fault injection
+    "storage": {"path": "./warden-demo.db"},
     "guardian": {"verify_delay_seconds": 0.5, "watchdog_seconds": 10.0},
     "exchanges": {
         "paper": {

@@ -31,8 +31,8 @@ class StorageConfig(StrictModel):
     path: str = Field(
         "./warden.db",
         min_length=1,
-        description="the SQLite database (journal, leases, alerts, paper exchange); "
-        "overridden by $WARDEN_DB",
+        description="the SQLite database (journal, leases, alerts, paper exchange); a relative "
+        "path is read from the config file's folder; overridden by $WARDEN_DB",
     )
 
 

@@ -8,6 +8,7 @@ from trading.paper.core import AdvanceResult, TriggeredStop
 from trading.paper.engine import PaperPosition
 from trading.paper.exchange import PaperExchange
 from trading.paper.store import (
+    FaultDrift,
     FaultSettings,
     FaultState,
     PaperMarketSettings,
@@ -16,10 +17,12 @@ from trading.paper.store import (
     PaperTx,
     ReplayState,
     Trade,
+    fault_drift,
 )
 
 __all__ = [
     "AdvanceResult",
+    "FaultDrift",
     "FaultSettings",
     "FaultState",
     "PaperExchange",
@@ -31,4 +34,5 @@ __all__ = [
     "ReplayState",
     "Trade",
     "TriggeredStop",
+    "fault_drift",
 ]

@@ -88,6 +88,46 @@ class FaultState:
         ]
 
 
+BUDGETS = ("stop_silent_fail", "entry_timeout_after_fill")  # counts spent by the calls they hit
+
+
+@dataclass(frozen=True)
+class FaultDrift:
+    """One fault setting where the config file and the database disagree. The database's
+    value (``in_force``) is the one the exchange uses."""
+
+    name: str
+    config: float
+    in_force: float
+    seeded_with: float
+
+    def line(self) -> str:
+        return (
+            f"{self.name}: config {self.config!r}, in force {self.in_force!r} "
+            f"(database seeded with {self.seeded_with!r})"
+        )
+
+
+def fault_drift(state: FaultState, config: FaultSettings) -> list[FaultDrift]:
+    """Where ``config`` does not describe the faults in force.
+
+    A rate, the seed or the latency differs whenever the database's value is not the config's
+    (the config only seeds the exchange once; ``warden paper faults --set`` changes it later).
+    A budget differs when more is armed than the config says, or when the config was changed
+    after seeding and the value in force is not the config's; a budget merely spent (in force
+    below the config, as seeded) is not drift.
+    """
+    out = []
+    for f in fields(FaultSettings):
+        cfg, now, seeded = (
+            getattr(x, f.name) for x in (config, state.current, state.applied_config)
+        )
+        budget = f.name in BUDGETS
+        if (now > cfg or (cfg != seeded and now != cfg)) if budget else cfg != now:
+            out.append(FaultDrift(f.name, cfg, now, seeded))
+    return out
+
+
 @dataclass(frozen=True)
 class PaperSettings:
     starting_balance: float = 10_000.0

@@ -188,6 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
         "execution cost (default: [accounting] slippage_bound_bps, 10)",
     )
     p = add(
+        "chart",
+        "draw a symbol's chart as a PNG: candles, last price, the position's entry and stop "
+        "(state, last verified live), fills from the journal; reads only",
+        _lazy("chart"),
+        json_flag=True,
+        exchange=True,
+    )
+    p.add_argument("symbol", metavar="SYMBOL", help=SYMBOL_HELP)
+    p.add_argument(
+        "--hours",
+        type=positive_number,
+        default=24.0,
+        metavar="N",
+        help="how much history to draw, in hours (default 24, at most 720)",
+    )
+    p.add_argument("--png", metavar="PATH", required=True, help="the PNG file to write")
+    p = add(
         "backtest",
         "replay history through the live cycle (strategy, executor, verified stops, paper "
         "exchange), as fast as it goes",

@@ -6,6 +6,7 @@ could not be read (the others are still reported), 2 for a bad ``--since``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 import time
@@ -13,20 +14,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import exit_codes
-from bot.charts import equity_png
+from bot.charts.model import EquityChartData, EquitySeries
+from bot.charts.series import anchored_equity, cumulative_pnl
 from bot.commands.render import iso, print_json
 from bot.context import Context, open_db
-from bot.services import build_account
+from bot.services import Account, build_account
 from bot.summary import load_trades
 from trading.accounting import (
     CSV_FIELDS,
     SummaryRow,
     Trade,
-    equity_curve,
     in_period,
     summarize,
     totals,
 )
+from trading.errors import ExchangeError
+from trading.models import Balance
 
 
 def parse_since(text: str) -> float:
@@ -44,9 +47,39 @@ def write_csv(path: Path, trades: list[Trade]) -> None:
         out.writerows(t.csv_row() for t in trades)
 
 
-def write_png(path: Path, trades: list[Trade], start: float) -> None:
-    """The equity curve: cumulative net P&L after each trade, from 0 at ``start``."""
-    equity_png(path, [(start, 0.0), *equity_curve(trades)])
+def equity_series(
+    names: list[str], trades: list[Trade], balances: dict[str, Balance], start: float, now: float
+) -> tuple[EquitySeries, ...]:
+    """One equity line per exchange: its trades' net P&L stepped back from today's equity (an
+    exchange whose balance could not be read: cumulative P&L from 0, and labelled so)."""
+    out = []
+    for name in names:
+        steps = [(t.closed_at, t.net_pnl) for t in trades if t.exchange == name]
+        bal = balances.get(name)
+        if bal is None:
+            out.append(
+                EquitySeries(f"{name} (P&L from 0, equity unread)", cumulative_pnl(steps, start))
+            )
+        else:
+            out.append(
+                EquitySeries(name, anchored_equity(steps, bal.total, start, now), bal.currency)
+            )
+    return tuple(out)
+
+
+async def read_balances(accounts: list[Account]) -> dict[str, Balance]:
+    found: dict[str, Balance] = {}
+    for acct in accounts:
+        with contextlib.suppress(ExchangeError):
+            found[acct.name] = await acct.exchange.balance()
+    return found
+
+
+def write_png(path: Path, series: tuple[EquitySeries, ...], start: float) -> None:
+    from bot.charts.equity import equity_png
+
+    title = f"Equity since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC"
+    path.write_bytes(equity_png(EquityChartData(title, series)))
 
 
 def held(seconds: float) -> str:
@@ -109,6 +142,7 @@ async def run(ctx: Context) -> int:
         accounts = [build_account(ctx.config, name, db) for name in names]
         try:
             every, errors = await load_trades(accounts, bound)
+            balances = await read_balances(accounts) if args.png else {}
         finally:
             for acct in accounts:
                 await acct.exchange.close()
@@ -119,7 +153,7 @@ async def run(ctx: Context) -> int:
         if args.csv:
             write_csv(Path(args.csv), trades)
         if args.png:
-            write_png(Path(args.png), trades, start)
+            write_png(Path(args.png), equity_series(names, trades, balances, start, now), start)
     except OSError as exc:
         print(f"warden pnl: cannot write the file: {exc}", file=sys.stderr)
         return exit_codes.USAGE

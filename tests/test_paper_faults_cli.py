@@ -115,6 +115,7 @@ def test_bad_settings_exit_2_and_change_nothing(tmp_path: Path) -> None:
         (("--set", "stop_silent_fail=-1"), "stop_silent_fail: Input should be greater than"),
         (("--set", "latency_ms=600000"), "latency_ms: Input should be less than or equal to"),
         (("--set", "reject_rate=0.1", "seed=x"), "seed: 'x' is not a whole number"),
+        (("--set", "seed=" + "9" * 30), "seed: '" + "9" * 30 + "' is out of range"),
     ]:
         out = warden(tmp_path, "paper", "faults", *argv)
         assert out.returncode == 2, (argv, out.stdout, out.stderr)

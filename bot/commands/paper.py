@@ -92,6 +92,9 @@ def parse_settings(pairs: list[str]) -> dict[str, int | float]:
         except ValueError:
             kind = "a whole number" if key in INT_FAULTS else "a number"
             raise ValueError(f"--set {key}: {text!r} is not {kind}") from None
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            # the database stores 64-bit integers
+            raise ValueError(f"--set {key}: {text!r} is out of range")
         out[key] = value
     return out
 

@@ -279,7 +279,16 @@ def test_warden_pnl_json_csv_and_png(ledger: Ledger, tmp_path: Path) -> None:
 
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert set(report) == {"trades", "summary", "totals", "since", "slippage_bound_bps", "errors"}
+    assert set(report) == {
+        "database",
+        "trades",
+        "summary",
+        "totals",
+        "since",
+        "slippage_bound_bps",
+        "errors",
+    }
+    assert report["database"] == str(ledger.db_path)
     assert report["errors"] == [] and report["slippage_bound_bps"] == 10.0
     assert [list(t) for t in report["trades"]] == [list(CSV_FIELDS)] * 5
     first = report["trades"][0]

@@ -137,11 +137,15 @@ async def position_chart_data(
                     verified = rec.verified_at
                     break
             stop = StopMark(shown.trigger_price, shown.state, verified, shown.placed_by_warden)
-    start = candles[0].ts if candles else now - hours * 3600
-    end = candles[-1].ts + TIMEFRAME_SECONDS[timeframe] if candles and timeframe else now
+    start, end = now - hours * 3600, now
+    if candles and timeframe:
+        start = candles[0].ts
+        last_close = candles[-1].ts + TIMEFRAME_SECONDS[timeframe]
+        if last_close < now - 2 * TIMEFRAME_SECONDS[timeframe] - 3600:
+            # a replay: its candles carry their recorded dates, not today's
+            end = last_close
+            notes.append("replayed candles (recorded dates)")
     trades, outside = await _trades(src, symbol, start, end)
-    if candles and end < now - 2 * TIMEFRAME_SECONDS.get(timeframe or "", 0) - 3600:
-        notes.append("replayed candles (recorded dates)")
     if outside:
         notes.append(f"{outside} fill(s) outside these candles' dates not marked")
     return PositionChartData(

@@ -66,15 +66,41 @@ def x(ts: Sequence[float]) -> list[float]:
     return [float(v) for v in date2num([to_dt(t) for t in ts])]
 
 
+def utc_labels(values: Sequence[float]) -> list[str]:
+    """Tick labels in UTC: the time of day, with the date under the first tick and under each
+    tick where the day changes (so no two ticks read alike and the day is never guessed); the
+    date alone when every tick falls on midnight, the year under the first."""
+    from matplotlib.dates import num2date
+
+    moments = [num2date(v, tz=UTC) for v in values]
+    intraday = any(m.hour or m.minute for m in moments)
+    labels: list[str] = []
+    day = None
+    for i, m in enumerate(moments):
+        date = m.strftime("%d %b")
+        if intraday:
+            label = m.strftime("%H:%M") + (f"\n{date}" if date != day else "")
+        else:
+            label = date + (f"\n{m.year}" if i == 0 else "")
+        labels.append(label)
+        day = date
+    return labels
+
+
 def time_axis(ax: Axes, label: str = "time (UTC)") -> None:
-    """Concise UTC dates: the day is written where it changes, so two ticks never read the
-    same; the axis label says the zone."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.dates import AutoDateLocator
+    from matplotlib.ticker import Formatter
+
+    class UtcFormatter(Formatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return utc_labels([x])[0]
+
+        def format_ticks(self, values: Any) -> list[str]:
+            return utc_labels(list(values))
 
     ax.xaxis_date(tz=UTC)
-    locator = AutoDateLocator(tz=UTC, minticks=4, maxticks=9)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
+    ax.xaxis.set_major_locator(AutoDateLocator(tz=UTC, minticks=4, maxticks=9))
+    ax.xaxis.set_major_formatter(UtcFormatter())
     ax.set_xlabel(label, fontsize=FONT)
 
 

@@ -10,7 +10,7 @@ every ``realert_seconds`` until acknowledged, resolved or raised again. Info ale
 An alert that names a chart subject (an emergency close, a stop repair) carries the position
 chart, drawn when it is delivered. A text that fits a photo caption (1,024) is sent as the
 photo with the text as caption, the acknowledge button on it; a longer one is sent as the text
-message (the delivery that counts), the photo following with the first line as caption. A
+message (the delivery that counts), the photo following with the text trimmed to fit. A
 chart that cannot be drawn, or a photo Telegram refuses, never holds the alert back: the text
 goes alone. Repeats of an unacknowledged alert are text only.
 """
@@ -30,7 +30,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.telegram.render import alert_html, fits_caption
+from bot.telegram.render import CAPTION_LIMIT, alert_html, fits_caption, trim
 from bot.telegram.settings import TelegramSettings
 from storage.alert_ack_store import AlertAckStore
 from storage.outbox import Outbox, PendingAlert
@@ -152,13 +152,13 @@ class TelegramNotifier:
             photo = None
         msg = await self._send_text(chat_id, html, silent, markup)
         if photo is not None:
-            # the text was too long for a caption: it went first and counts as the delivery;
-            # the picture follows, and its failure is logged, never retried
+            # the text was too long for a caption: it went first, whole, and counts as the
+            # delivery; the picture follows with it trimmed, and its failure is logged only
             try:
                 await self.bot.send_photo(
                     chat_id,
                     photo,
-                    caption=html.split("\n", 1)[0],
+                    caption=trim(html, CAPTION_LIMIT),
                     parse_mode=ParseMode.HTML,
                     disable_notification=True,
                 )

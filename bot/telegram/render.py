@@ -109,6 +109,27 @@ def fits_caption(text: str) -> bool:
     return _units(text) <= CAPTION_LIMIT
 
 
+def trim(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` units, saying so: whole lines, then as much of the next one as
+    fits when it carries no tag (cutting inside a tag would break the HTML)."""
+    if _units(text) <= limit:
+        return text
+    room = limit - _units(TRUNCATED) - 1
+    kept: list[str] = []
+    size = 0
+    for line in text.split("\n"):
+        extra = _units(line) + (1 if kept else 0)
+        if size + extra <= room:
+            kept.append(line)
+            size += extra
+            continue
+        left = room - size - (1 if kept else 0)
+        if left > 0 and "<" not in line:
+            kept.append(_hard_split(line, left)[0])
+        break
+    return "\n".join(kept) + "\n" + TRUNCATED
+
+
 def truncate(text: str, limit: int = LIMIT) -> str:
     """One part only (an alert): cut on a line boundary and say so."""
     parts = split_message(text, limit - _units(TRUNCATED) - 1)

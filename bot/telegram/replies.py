@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 from bot.logs import redactor
 from bot.telegram.args import UsageError
 from bot.telegram.confirm import Pending
-from bot.telegram.render import esc, fits_caption, split_message
+from bot.telegram.render import CAPTION_LIMIT, esc, fits_caption, split_message, trim
 from trading.errors import ExchangeError
 from trading.logfmt import event
 
@@ -27,7 +27,7 @@ class Reply:
     markup: InlineKeyboardMarkup | None = None
     pending: Pending | None = None  # the confirmation this reply's buttons belong to
     # a text that fits a caption (1,024) goes as the photo's caption, in one message; a longer
-    # one goes as text first, then the photo captioned with the text's first line
+    # one goes as text first, then the photo with the text trimmed to fit as caption
     photo: bytes | None = None
 
 
@@ -58,7 +58,7 @@ async def send(chat_id: int, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -
                 reply_markup=reply.markup if last else None,
             )
         if reply.photo is not None:
-            caption = reply.html.split("\n", 1)[0]
+            caption = trim(reply.html, CAPTION_LIMIT)
             await bot.send_photo(chat_id, reply.photo, caption=caption, parse_mode=ParseMode.HTML)
     if reply.pending is not None and sent is not None:
         reply.pending.message_id = sent.message_id

@@ -39,6 +39,7 @@ from bot.charts.sources import ChartSource, position_chart_data, timeframe_for
 from bot.charts.style import png_size, to_dt
 from bot.config.schema import ReplayConfig
 from bot.telegram.pnl import equity_points
+from storage.db import Database
 from tests.conftest import ROOT, child_env, warden_cmd
 from tests.telegram_rig import BTC, running_bot
 from tests.test_okx_scenarios import Rig as OkxRig
@@ -343,3 +344,40 @@ def test_importing_the_agent_does_not_import_matplotlib() -> None:
         env=child_env(), timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "False"
+
+
+async def test_warden_pnl_png_draws_the_equity_it_computes(tmp_path: Path) -> None:
+    """`warden pnl --png` on paper, in real processes: a round trip, then the chart; the series
+    it draws (pnl.equity_series) ends at the account's equity and starts one net P&L below."""
+    from bot.commands.pnl import equity_series, read_balances
+    from bot.config import load_config
+    from bot.services import build_account
+    from bot.summary import load_trades
+
+    (tmp_path / "warden.toml").write_text('[exchanges.paper]\nkind = "paper"\n')
+    for argv in (
+        ("open", "btc", "long", "--size", "0.01", "--stop", "65000", "--yes"),
+        ("close", "btc", "--yes"),
+        ("pnl", "--png", "pnl.png", "--json"),
+    ):
+        out = await _cli(tmp_path, *argv)
+        assert out.returncode == 0, (argv, out.stderr)
+    [trade] = json.loads(out.stdout)["trades"]
+    assert png_size((tmp_path / "pnl.png").read_bytes()) == (1280, 720)
+
+    config = load_config(tmp_path / "warden.toml")
+    db = await Database.open(tmp_path / "warden.db")
+    try:
+        acct = build_account(config, "paper", db)
+        trades, errors = await load_trades([acct])
+        balances = await read_balances([acct])
+    finally:
+        await db.close()
+    assert errors == [] and len(trades) == 1
+    start, now = trades[0].opened_at, time.time()
+    [series] = equity_series(["paper"], trades, balances, start, now)
+    equity = balances["paper"].total
+    assert series.points[-1][1] == equity
+    assert series.points[0][1] == pytest.approx(equity - trade["net_pnl"])
+    line = by_gid(figure_equity(EquityChartData("t", (series,))), "equity:paper")
+    assert list(line.get_ydata()) == [v for _, v in series.points]

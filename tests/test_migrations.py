@@ -14,9 +14,12 @@ import pytest
 from storage import migrations
 from storage.db import BUSY_TIMEOUT_MS, Database
 from storage.errors import StorageError
+from storage.journal_store import JournalStore
 from storage.lease import Acquired, LeaseStore
 from storage.migrations import LATEST, MIGRATIONS, current_version, migrate
+from storage.outbox import ChartSubject, Outbox
 from tests.conftest import ROOT, child_env, warden_cmd
+from trading.journal import Attribution
 
 V1_TABLES = {"lease", "lease_refusal", "lease_event"}
 
@@ -328,3 +331,31 @@ async def test_wal_mode_persists_in_the_file(db: Database, db_path: Path) -> Non
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+async def test_version_6_keeps_waiting_alerts_and_names_charts_after(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 6 (the chart an alert carries): an alert waiting in a version-5 outbox is kept,
+    text only; an emergency close raised after the upgrade names its (scope, symbol)."""
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", MIGRATIONS[:5])
+        m.setattr(migrations, "LATEST", 5)
+        db = await Database.open(db_path)
+        async with db.write() as conn:
+            await conn.execute(
+                "INSERT INTO alert_outbox(created_at, severity, key, text, next_attempt_at) "
+                "VALUES (1.0, 'critical', 'incident:okx:main:BTC:emergency_close', 'old', 1.0)"
+            )
+        await db.close()
+    db = await Database.open(db_path)
+    try:
+        assert await current_version(db) == 6
+        await JournalStore(db).open_incident(
+            "okx:main", "BTC/USDT:USDT", "emergency_close", Attribution.EXECUTION, "new"
+        )
+        due = await Outbox(db).due()
+        assert (due[0].text, due[0].chart) == ("old", None)
+        assert due[1].chart == ChartSubject("okx:main", "BTC/USDT:USDT")
+    finally:
+        await db.close()

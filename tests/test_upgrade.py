@@ -22,7 +22,7 @@ from storage.journal_store import JournalStore
 from storage.lease import LeaseStore
 from storage.migrations import LATEST, MIGRATIONS, current_version
 from storage.outbox import Outbox
-from trading.journal import IntentStatus, Severity
+from trading.journal import Attribution, IntentStatus, Severity
 
 NOW = 1_800_000_000.0
 SCOPE = "okx:main"
@@ -338,6 +338,7 @@ async def _read_through_repositories(db: Database, k: int) -> None:
     assert [e["pnl"] for e in await journal.exits(SCOPE)] == [-3.37]
     due = await Outbox(db, clock=lambda: NOW).due()
     assert [a.text for a in due] == ["stop placement failed"]
+    assert [a.chart for a in due] == [None]  # written before alerts named a chart: text only
     if k >= 4:
         cycles = await CycleStore(db).recent("btc_momentum")
         assert [(c.trigger, c.outcome) for c in cycles] == [("scheduled", "hold")]
@@ -348,5 +349,10 @@ async def _read_through_repositories(db: Database, k: int) -> None:
 async def _still_writable(db: Database) -> None:
     """The upgraded database takes the writes of today's code (tables added by the upgrade)."""
     await JournalStore(db).alert(Severity.INFO, "upgraded", "upgrade-test")
+    # version 6: an emergency close's alert names the chart it carries
+    journal = JournalStore(db)
+    await journal.open_incident(SCOPE, BTC, "emergency_close", Attribution.EXECUTION, "upgraded")
+    due = await Outbox(db, clock=lambda: NOW + 86_400).due()  # past every row's retry time
+    assert [(a.chart.scope, a.chart.symbol) for a in due if a.chart] == [(SCOPE, BTC)]
     await CycleStore(db).record("s", "paper:main", "manual", NOW, "hold")
     await AlertAckStore(db).record_sent(1, 7, 0, 99)

@@ -58,9 +58,7 @@ class Database:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(
-        cls, path: str | Path, *, migrate: bool = True, create: bool = True
-    ) -> Database:
+    async def open(cls, path: str | Path, *, migrate: bool = True, create: bool = True) -> Database:
         """Open (by default creating) the database at ``path``. With ``create=False`` a missing
         file raises DatabaseMissing and nothing is created: SQLite's ``mode=rw`` URI opens an
         existing file for reading and writing but never makes a new one, so a file removed

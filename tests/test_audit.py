@@ -405,7 +405,11 @@ def test_silent_failures_caught_and_repaired_audit_clean_with_their_history(
     assert (as_json.returncode, text.returncode) == (1, 1)
     report = json.loads(as_json.stdout)
     [bad] = [f for f in report["findings"] if f["needs_action"]]
-    assert (bad["kind"], bad["severity"], bad["symbol"]) == ("failed_stop_placement", "warning", ETH)
+    assert (bad["kind"], bad["severity"], bad["symbol"]) == (
+        "failed_stop_placement",
+        "warning",
+        ETH,
+    )
     assert bad["repaired_at"] is None and bad["unprotected_seconds"] is None
     assert "never repaired" in bad["detail"]
     assert text.stdout.index("needs action:") < text.stdout.index("history and evidence")

@@ -512,8 +512,9 @@ async def test_health_without_a_running_agent(tmp_path: Path) -> None:
     assert out.returncode == 1
     report = json.loads(out.stdout)
     assert report["ok"] is False and report["database"] == str(tmp_path / "warden.db")
-    assert f"database {tmp_path / 'warden.db'} does not exist (nothing was created)" in (
-        report["detail"]
+    assert (
+        f"database {tmp_path / 'warden.db'} does not exist (nothing was created)"
+        in (report["detail"])
     )
     assert list(tmp_path.iterdir()) == []  # never created by a health check
     db_path = tmp_path / "warden.db"

@@ -217,6 +217,11 @@ def repaired_at(
     or it triggered or was canceled, which only a stop that was live can be: a failed one ends
     FAILED), dated by Warden's own read-back when it has one; or a close of that symbol filled
     after the failure (the position no longer needed the stop).
+
+    "Later" is the venue's own creation time of each stop (``StopOrder.created_at``): OKX algo
+    records carry ``cTime``/``uTime`` and Hyperliquid orders ``timestamp``/``statusTimestamp``,
+    as ccxt's recorded live answers show (ccxt/ccxt ts/src/test/static/response/okx.json,
+    fetchOpenOrders with ordType conditional; hyperliquid.json, historicalOrders).
     """
     start = failed.created_at or failed.updated_at
     times: list[float] = []

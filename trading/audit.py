@@ -221,7 +221,7 @@ def repaired_at(
     "Later" is the venue's own creation time of each stop (``StopOrder.created_at``): OKX algo
     records carry ``cTime``/``uTime`` and Hyperliquid orders ``timestamp``/``statusTimestamp``,
     as ccxt's recorded live answers show (ccxt/ccxt ts/src/test/static/response/okx.json,
-    fetchOpenOrders with ordType conditional; hyperliquid.json, historicalOrders).
+    fetchOpenOrders with ordType conditional; hyperliquid.json, fetchOrders).
     """
     start = failed.created_at or failed.updated_at
     times: list[float] = []

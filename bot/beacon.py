@@ -5,6 +5,11 @@ watchdog last completed a run: a guardian pass, or a tick that found the account
 holder (who runs the guardian itself). The watchdogs are looked at every second and a change is
 written at once. A watchdog that only fails, or an account never reconciled, leaves that time
 behind and `warden health` turns red: "alive" is not enough, the positions must be guarded.
+
+A tick the watchdog left to a running cycle of this same agent (the cycle runs the guardian
+itself) counts as a completed run too. A standby agent beats with role ``standby`` and no scopes.
+An active agent's beat is fenced by its agent lease: when the lease has been taken over nothing is
+written and ``on_fenced`` is called (the agent steps down).
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from storage.daemon_beacon import Beacon, BeaconStore
+from storage.agent_lease import AgentFence
+from storage.daemon_beacon import ACTIVE, Beacon, BeaconStore
 from storage.db import Database
 from storage.lease import new_owner
 from trading.logfmt import event
@@ -42,12 +48,20 @@ class DaemonBeacon:
         watchdogs: Mapping[str, _Watchdog],  # scope -> that account's watchdog
         interval: float,
         clock: Callable[[], float] = time.time,
+        *,
+        owner: str | None = None,
+        role: str = ACTIVE,
+        fence: AgentFence | None = None,
+        on_fenced: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = BeaconStore(db, clock)
         self.watchdogs = watchdogs
         self.interval = interval
         self.clock = clock
-        self.owner = new_owner()
+        self.owner = owner or new_owner()
+        self.role = role
+        self.fence = fence
+        self.on_fenced = on_fenced
         self.started_at = clock()
         self._seen: dict[str, int] = {}
         self._watchdog_at: dict[str, float] = {}
@@ -57,7 +71,9 @@ class DaemonBeacon:
     def _observe(self, now: float) -> bool:
         changed = False
         for scope, watchdog in self.watchdogs.items():
-            done = watchdog.stats.runs + watchdog.stats.skipped_busy
+            stats = watchdog.stats
+            # ``yielded``: ticks left to a cycle of this agent (older stats objects lack it)
+            done = stats.runs + stats.skipped_busy + getattr(stats, "yielded", 0)
             if done != self._seen.get(scope, 0):
                 self._seen[scope] = done
                 self._watchdog_at[scope] = now
@@ -68,7 +84,7 @@ class DaemonBeacon:
         now = self.clock()
         self._observe(now)
         self._beat_at = now
-        await self.store.beat(
+        written = await self.store.beat(
             Beacon(
                 owner=self.owner,
                 started_at=self.started_at,
@@ -76,8 +92,12 @@ class DaemonBeacon:
                 interval=self.interval,
                 scopes=tuple(self.watchdogs),
                 watchdog_at=dict(self._watchdog_at),
-            )
+                role=self.role,
+            ),
+            self.fence,
         )
+        if not written and self.on_fenced is not None:
+            await self.on_fenced()
 
     async def _loop(self) -> None:
         while not self._stop.is_set():

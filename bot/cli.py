@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("run", "start the agent (daemon) on the configured exchanges", _lazy("run"))
+    p = add("run", "start the agent (daemon) on the configured exchanges", _lazy("run"))
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="when another agent runs on this database, wait and take over when it stops or "
+        "dies (default: exit 75)",
+    )
     p = add("cycle", "run one strategy cycle now, through the execution lease", _lazy("cycle"))
     p.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
     p.add_argument("--strategy", metavar="NAME")

@@ -3,6 +3,12 @@
 The scheduler, `warden cycle --once` and Telegram's /cycle all come through ``CycleRunner.run``:
 a busy lease is a recorded skip naming the holder (never a wait), so two paths can never both
 trade the account, which is exactly the post-mortem's double-open.
+
+Inside the agent a cycle first passes its account's gate (``bot/account_gate.py``), waiting for a
+watchdog tick in progress (bounded by the cycle timeout), so it never finds its own agent holding
+the lease. A scheduled cycle refused by another holder (a manual run) keeps its recorded skip and
+is retried once that holder lets go, until the scheduled time plus the misfire grace
+(``run_retrying``): a decision is not dropped for a whole candle because of a short manual hold.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.account_gate import AccountGate
 from bot.config import Config
 from bot.services import Account, risk_limits
 from storage.cycle_store import CycleStore
@@ -25,6 +33,7 @@ from trading.sizing import SizingMode, SizingRules
 from trading.strategies.registry import create
 
 log = logging.getLogger("warden.cycles")
+RETRY_POLL_SECONDS = 0.25  # how often a refused scheduled cycle looks at the lease again
 
 
 def build_runs(config: Config) -> list[StrategyRun]:
@@ -76,8 +85,10 @@ class CycleRunner:
         cycles: CycleStore,
         timeout: float,
         live_clock: bool,
+        gate: AccountGate | None = None,
     ) -> None:
         self.run_spec = run
+        self.gate = gate
         self.account = account
         self.leases = leases
         self.cycles = cycles
@@ -86,7 +97,56 @@ class CycleRunner:
         self.live_clock = live_clock
         self.entries_allowed = True
 
-    async def run(self, trigger: str, wait: float = 0.0) -> CycleOutcome:
+    async def run(
+        self, trigger: str, wait: float = 0.0, *, record_busy: bool = True
+    ) -> CycleOutcome:
+        if self.gate is None:
+            return await self._run(trigger, wait, record_busy)
+        # past the bound the cycle goes on to the lease: a hung tick still holding it is a
+        # recorded skip naming the holder, never an unbounded wait
+        async with self.gate.cycle(self.timeout):
+            return await self._run(trigger, wait, record_busy)
+
+    async def run_retrying(
+        self, trigger: str, deadline: float, stopping: Callable[[], bool]
+    ) -> CycleOutcome:
+        """``run``; when another holder refused it (a recorded skip), retry as soon as the lease
+        is free again, until ``deadline`` (wall clock) or ``stopping()``. Retries that find it
+        busy again add no record: the skip is on record once."""
+        outcome = await self.run(trigger)
+        first = outcome
+        while outcome.status == "busy" and not stopping():
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                event(
+                    log,
+                    "cycle.retry_given_up",
+                    logging.WARNING,
+                    strategy=self.run_spec.name,
+                    holder=outcome.detail,
+                )
+                break
+            await asyncio.sleep(min(RETRY_POLL_SECONDS, remaining))
+            if await self._held_by_another():
+                continue
+            outcome = await self.run(trigger, record_busy=False)
+            if outcome.status != "busy":
+                event(
+                    log,
+                    "cycle.retried",
+                    strategy=self.run_spec.name,
+                    after=first.detail,
+                    status=outcome.status,
+                )
+        return outcome
+
+    async def _held_by_another(self) -> bool:
+        """A read, not an attempt: is the account's lease held and not yet free to take over?"""
+        store = self.leases.store
+        holder = await store.holder(self.account.scope)
+        return holder is not None and store.free_reason(holder, store.clock()) is None
+
+    async def _run(self, trigger: str, wait: float, record_busy: bool) -> CycleOutcome:
         spec, acct = self.run_spec, self.account
         started = time.time()
         guarded: list[str] = []
@@ -112,10 +172,11 @@ class CycleRunner:
                     guarded = await self._guard_after_abort(lease)
                     raise
         except LeaseBusy as exc:
-            await self.cycles.record(
-                spec.name, acct.scope, trigger, started, "skipped_busy", error=exc.holder
-            )
-            event(log, "cycle.skipped", logging.WARNING, strategy=spec.name, holder=exc.holder)
+            if record_busy:
+                await self.cycles.record(
+                    spec.name, acct.scope, trigger, started, "skipped_busy", error=exc.holder
+                )
+                event(log, "cycle.skipped", logging.WARNING, strategy=spec.name, holder=exc.holder)
             return CycleOutcome("busy", detail=exc.holder)
         except TimeoutError:
             msg = f"cycle exceeded its {self.timeout:g}s timeout and was aborted"

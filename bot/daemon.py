@@ -4,6 +4,12 @@ APScheduler runs every job with ``max_instances=1`` and ``coalesce=True``; that 
 job inside this process, the SQLite lease guards everything else (I1). Missed and skipped runs
 are counted and logged. On start each account is reconciled (unresolved intents resolved by
 client id, positions and stops read back) before any strategy may open a position.
+
+Inside the process each account's cycles and watchdog pass one gate (``bot/account_gate.py``), so a
+cycle never finds its own agent's watchdog holding the lease; a scheduled cycle refused by another
+holder is retried within the misfire grace. Run by `warden run`, the daemon is the holder of the
+agent lease (``bot/agent.py``): every job first checks that the lease is still its own, and does
+nothing once another agent has taken it over.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import replay
+from bot.account_gate import AccountGate
+from bot.agent import AgentSeat
 from bot.audit_run import run_audit
 from bot.config import Config
 from bot.config.schema import PaperExchangeConfig
@@ -49,9 +57,16 @@ log = logging.getLogger("warden.daemon")
 
 
 class Daemon:
-    def __init__(self, config: Config, db: Database, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        notifier: Notifier | None = None,
+        agent: AgentSeat | None = None,
+    ):
         self.config = config
         self.db = db
+        self.agent = agent
         self.notifier: Notifier = notifier or TerminalNotifier()
         self.leases = LeaseManager(
             LeaseStore(db), ttl=config.lease.ttl_seconds, heartbeat=config.lease.heartbeat_seconds
@@ -62,6 +77,7 @@ class Daemon:
             name: build_account(config, name, db) for name in config.exchanges
         }
         self.runners: dict[str, list[CycleRunner]] = {name: [] for name in config.exchanges}
+        self.gates = {name: AccountGate() for name in config.exchanges}
         for run, sc in zip(build_runs(config), config.strategies, strict=True):
             ex = config.exchanges[sc.exchange]
             runner = CycleRunner(
@@ -71,11 +87,14 @@ class Daemon:
                 self.cycles,
                 config.scheduler.cycle_timeout_seconds,
                 live_clock=not (isinstance(ex, PaperExchangeConfig) and ex.replay is not None),
+                gate=self.gates[sc.exchange],
             )
             runner.entries_allowed = False  # until the account is reconciled
             self.runners[sc.exchange].append(runner)
         self.watchdogs = {
-            name: Watchdog(acct, self.leases, config.guardian.watchdog_seconds)
+            name: Watchdog(
+                acct, self.leases, config.guardian.watchdog_seconds, gate=self.gates[name]
+            )
             for name, acct in self.accounts.items()
         }
         self.reconciled: set[str] = set()
@@ -85,6 +104,7 @@ class Daemon:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.scheduler: AsyncIOScheduler | None = None
+        self._first_run: dict[str, datetime] = {}  # live cycle job -> its first scheduled run
 
     # --- start-up reconciliation ------------------------------------------------------------
 
@@ -157,6 +177,9 @@ class Daemon:
             if task is not None:
                 self._inflight.add(task)
             try:
+                if self.agent is not None and not await self.agent.still_active():
+                    # another agent took the store over: this one steps down (commands/run.py)
+                    return
                 await fn()
             except sqlite3.Error as exc:
                 # the database is busy beyond busy_timeout, full or broken: the job did what it
@@ -181,10 +204,11 @@ class Daemon:
 
     async def _cycles_for(self, name: str, trigger: str) -> list[str]:
         outcomes = []
+        deadline = time.time() + self.config.scheduler.misfire_grace_seconds
         for runner in self.runners[name]:
             if self._stopping:
                 break  # stopping: the cycle running finishes, the next one does not start
-            outcome = await runner.run(trigger)
+            outcome = await runner.run_retrying(trigger, deadline, self._is_stopping)
             self.counters[f"cycle_{outcome.status}"] += 1
             outcomes.append(outcome.report.outcome if outcome.report else outcome.status)
         return outcomes
@@ -292,6 +316,7 @@ class Daemon:
                     first = _next_boundary(now, period) + timedelta(
                         seconds=self.config.scheduler.cycle_delay_seconds
                     )
+                    self._first_run[runner.run_spec.name] = first
                     sched.add_job(
                         self._track(partial(self._one_cycle, runner)),
                         IntervalTrigger(seconds=period, start_date=first),
@@ -336,9 +361,15 @@ class Daemon:
         exchange_name = next(n for n, rs in self.runners.items() if runner in rs)
         if exchange_name not in self.reconciled and not await self.reconcile(exchange_name):
             return
-        outcome = await runner.run("scheduled")
+        period = timeframe_seconds(runner.run_spec.timeframe)
+        scheduled = _last_run_time(self._first_run.get(name), period, time.time())
+        deadline = scheduled + self.config.scheduler.misfire_grace_seconds
+        outcome = await runner.run_retrying("scheduled", deadline, self._is_stopping)
         self.counters[f"cycle_{outcome.status}"] += 1
         event(log, "cycle.scheduled", strategy=name, status=outcome.status)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
 
     async def stop(self) -> None:
         """No new work; let the running jobs finish (bounded by their timeout); release leases.
@@ -363,7 +394,9 @@ class Daemon:
                 await asyncio.wait(still, timeout=5)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        await self.notifier.deliver_pending(self.outbox)
+        # the last delivery pass, unless another agent is active (it delivers them now)
+        if self.agent is None or await self.agent.still_active():
+            await self.notifier.deliver_pending(self.outbox)
         for acct in self.accounts.values():
             await acct.exchange.close()
         event(log, "daemon.stopped", **{k: v for k, v in self.counters.items()})
@@ -374,6 +407,15 @@ def _job_name(fn: Callable[[], Awaitable[None]]) -> str:
     func = getattr(fn, "func", fn)
     args = [a if isinstance(a, str) else type(a).__name__ for a in getattr(fn, "args", ())]
     return ":".join([getattr(func, "__name__", "job").lstrip("_"), *args])
+
+
+def _last_run_time(first: datetime | None, period: int, now: float) -> float:
+    """When the interval job starting at ``first`` last fired (at most ``now``): the time its
+    misfire grace counts from. Without a known start, now."""
+    if first is None or now < first.timestamp():
+        return now
+    start = first.timestamp()
+    return start + (now - start) // period * period
 
 
 def _next_boundary(now: datetime, period: int) -> datetime:

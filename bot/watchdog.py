@@ -3,6 +3,12 @@
 A busy lease is not waited for: the holder (a cycle, a command) runs the guardian itself, and
 the next tick comes soon. Skips are counted and logged, never silent.
 
+Inside one agent the watchdog and the cycles of the same account share a gate
+(``bot/account_gate.py``): a tick that finds a cycle of this agent running or waiting leaves the
+account to it (the cycle runs the guardian itself; counted as ``yielded``) instead of taking the
+lease the cycle is about to need, and a cycle waits for a tick already running. Only another
+holder makes a busy lease.
+
 A failing run (the exchange unreachable or rate limiting, the database busy or full) changes
 nothing and raises one alert, re-raised every ``REALERT_SECONDS`` while it lasts, not once per
 run; the first clean run after failures says so ("reachable again" / "writable again"). When
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.account_gate import AccountGate
 from bot.services import Account
 from storage.held_lease import LeaseManager
 from trading.errors import ExchangeError
@@ -41,6 +48,7 @@ AGAIN = {
 class WatchdogStats:
     runs: int = 0
     skipped_busy: int = 0
+    yielded: int = 0  # ticks left to a running cycle of this agent, which guards itself
     failures: int = 0
     actions: int = 0
 
@@ -52,8 +60,10 @@ class Watchdog:
         leases: LeaseManager,
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: AccountGate | None = None,
     ) -> None:
         self.account = account
+        self.gate = gate
         self.leases = leases
         self.interval = interval
         self.monotonic = monotonic
@@ -64,6 +74,16 @@ class Watchdog:
         self._storage_alert_at: float | None = None  # monotonic time of the last attempt
 
     async def tick(self) -> GuardReport | None:
+        if self.gate is None:
+            return await self._run()
+        async with self.gate.watchdog() as passed:
+            if passed:
+                return await self._run()
+        self.stats.yielded += 1
+        event(log, "watchdog.yielded", logging.DEBUG, scope=self.account.scope)
+        return None
+
+    async def _run(self) -> GuardReport | None:
         acct = self.account
         try:
             return await self._tick()

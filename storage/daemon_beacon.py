@@ -2,9 +2,12 @@
 
 A running `warden run` writes one row in the ``meta`` table (key ``daemon:<owner>``) every
 ``lease.heartbeat_seconds``: when it started, when it last beat, which account scopes it guards
-and when each one's stop watchdog last completed a run. A clean stop deletes the row; a crashed
-agent's row simply stops being renewed. Several processes may share a database, so health is
-read from these rows plus the lease heartbeats and the cycle records, never from process lists.
+and when each one's stop watchdog last completed a run, and its role: ``active`` (it holds the
+agent lease, ``storage/agent_lease.py``) or ``standby`` (it waits for it and guards nothing). An
+active agent's beat is fenced: written only while the agent lease is still its own. A clean stop
+deletes the row; a crashed agent's row simply stops being renewed. Several processes may share a
+database, so health is read from these rows plus the lease heartbeats and the cycle records,
+never from process lists.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.agent_lease import AgentFence
 from storage.db import Database
 from storage.lease import HOST, parse_owner, pid_alive
 
 KEY_PREFIX = "daemon:"
+ACTIVE, STANDBY = "active", "standby"
 # a row not renewed for this long is deleted by the next agent that starts
 PRUNE_AFTER_SECONDS = 86_400.0
 
@@ -37,6 +42,7 @@ class Beacon:
     interval: float
     scopes: tuple[str, ...]
     watchdog_at: dict[str, float] = field(default_factory=_scope_times)
+    role: str = ACTIVE  # active | standby (rows written before roles existed: active)
 
     @property
     def key(self) -> str:
@@ -50,6 +56,7 @@ class Beacon:
                 "interval": self.interval,
                 "scopes": list(self.scopes),
                 "watchdog_at": self.watchdog_at,
+                "role": self.role,
             },
             sort_keys=True,
         )
@@ -68,6 +75,7 @@ class Beacon:
                 interval=float(data["interval"]),
                 scopes=tuple(str(s) for s in data["scopes"]),
                 watchdog_at={str(k): float(v) for k, v in data.get("watchdog_at", {}).items()},
+                role=STANDBY if data.get("role") == STANDBY else ACTIVE,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -94,13 +102,18 @@ class BeaconStore:
         self.db = db
         self.clock = clock
 
-    async def beat(self, beacon: Beacon) -> None:
+    async def beat(self, beacon: Beacon, fence: AgentFence | None = None) -> bool:
+        """Write the row; with ``fence``, only while the agent lease is still held under it
+        (False, nothing written, when it has been taken over)."""
         async with self.db.write() as conn:
+            if fence is not None and not await fence.holds_in(conn):
+                return False
             await conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (beacon.key, beacon.to_json()),
             )
+            return True
 
     async def remove(self, owner: str) -> None:
         async with self.db.write() as conn:

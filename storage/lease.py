@@ -126,6 +126,10 @@ class LeaseStore:
         self.host = host
         self.is_alive = is_alive
 
+    def free_reason(self, holder: LeaseHolder, now: float) -> str | None:
+        """Why ``holder`` may be taken over now ("expired", "holder process dead"), or None."""
+        return self._free_reason(holder, now)
+
     def _free_reason(self, holder: LeaseHolder, now: float) -> str | None:
         if holder.expires_at <= now:
             return "expired"
@@ -206,6 +210,33 @@ class LeaseStore:
                 (now, now + ttl, scope, owner, token, now),
             )
             return now + ttl if cur.rowcount == 1 else None
+
+    async def extend(self, scope: str, owner: str, token: int, ttl: float) -> float | None:
+        """Renew a life-long lease (the agent lease), even past its expiry, as long as nobody
+        took it over: an unchanged token proves nobody else has held it since. None when lost."""
+        async with self.db.write() as conn:
+            now = self.clock()
+            cur = await conn.execute(
+                "UPDATE lease SET heartbeat_at = ?, expires_at = ? "
+                "WHERE scope = ? AND owner = ? AND token = ?",
+                (now, now + ttl, scope, owner, token),
+            )
+            return now + ttl if cur.rowcount == 1 else None
+
+    @staticmethod
+    async def is_held_by_in(conn: aiosqlite.Connection, scope: str, owner: str, token: int) -> bool:
+        """The agent lease's fencing check, inside another write transaction: still this owner
+        under this token (expiry aside: see ``extend``)."""
+        cur = await conn.execute(
+            "SELECT 1 FROM lease WHERE scope = ? AND owner = ? AND token = ?",
+            (scope, owner, token),
+        )
+        return await cur.fetchone() is not None
+
+    async def holder(self, scope: str) -> LeaseHolder | None:
+        async with self.db.read() as conn:
+            cur = await conn.execute("SELECT * FROM lease WHERE scope = ?", (scope,))
+            return _holder(await cur.fetchone())
 
     async def release(self, scope: str, owner: str, token: int) -> bool:
         async with self.db.write() as conn:

@@ -9,6 +9,7 @@ the stop is never reached. Helpers here are shared with the daemon and CLI tests
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Any
 import pytest
 
 import bot.services
+from bot.account_gate import AccountGate
 from bot.config import Config
 from bot.config.schema import PaperExchangeConfig
 from bot.cycles import CycleRunner, build_runs
 from bot.exchanges import paper_settings
 from bot.services import Account, build_account
+from bot.watchdog import Watchdog
 from storage.cycle_store import CycleStore
 from storage.db import Database
 from storage.held_lease import LeaseManager
@@ -360,6 +363,86 @@ async def test_busy_lease_records_skip_with_holder_and_sends_nothing(
     # the same cycle, once the account is free, does trade: the skip was the lease's doing
     out = await rig.runner("momo").run("scheduled")
     assert out.report is not None and out.report.outcome == "entered"
+
+
+# --- one agent's cycle and watchdog take turns (bot/account_gate.py) ---------------------------
+
+
+async def test_a_cycle_waits_for_its_own_watchdog_and_the_watchdog_yields_to_a_cycle(
+    rig_for: Any,
+) -> None:
+    rig: Rig = await rig_for()
+    await rig.advance_to(ENTRY_BAR)
+    gate = AccountGate()
+    runner = CycleRunner(
+        next(r for r in build_runs(rig.config) if r.name == "momo"),
+        rig.acct,
+        rig.leases,
+        rig.cycles,
+        30.0,
+        live_clock=False,
+        gate=gate,
+    )
+    watchdog = Watchdog(rig.acct, rig.leases, 30.0, gate=gate)
+    # a watchdog tick in progress: it has passed the gate and holds the lease
+    async with gate.watchdog() as passed:
+        assert passed
+        async with rig.leases.hold(SCOPE, "stop watchdog"):
+            cycle = asyncio.create_task(runner.run("scheduled"))
+            await asyncio.sleep(0.3)
+            assert not cycle.done()  # waiting for the tick, not recording a skip
+            assert await rig.cycles.last("momo") is None
+            # and a second tick meanwhile leaves the account to the queued cycle
+            assert await watchdog.tick() is None
+            assert watchdog.stats.yielded == 1 and watchdog.stats.skipped_busy == 0
+    out = await cycle
+    assert out.report is not None and out.report.outcome == "entered", out
+    assert (await rig.cycles.counts("momo")) == {"entered": 1}
+    # a cycle running: the tick yields without touching the lease (no refusal on record)
+    async with gate.cycle(1.0) as passed:
+        assert passed
+        assert await watchdog.tick() is None
+    assert watchdog.stats.yielded == 2 and watchdog.stats.runs == 0
+    assert await LeaseStore(rig.db).refusals() == []
+    # the account free: the tick runs the guardian
+    report = await watchdog.tick()
+    assert report is not None and watchdog.stats.runs == 1
+
+
+async def test_a_refused_scheduled_cycle_runs_once_the_other_holder_lets_go(
+    rig_for: Any, db_path: Path
+) -> None:
+    rig: Rig = await rig_for()
+    await rig.advance_to(ENTRY_BAR)
+    other_db = await Database.open(db_path)  # another connection, as another process has
+    try:
+        other = LeaseManager(LeaseStore(other_db), ttl=30.0, heartbeat=5.0)
+        held = await other.acquire(SCOPE, "maintenance by hand")
+        release = asyncio.get_running_loop().call_later(
+            0.5, lambda: asyncio.ensure_future(held.release())
+        )
+        try:
+            out = await rig.runner("momo").run_retrying(
+                "scheduled", time.time() + 30.0, lambda: False
+            )
+        finally:
+            release.cancel()
+            await held.release()
+    finally:
+        await other_db.close()
+    assert out.report is not None and out.report.outcome == "entered", out
+    first, second = sorted(await rig.cycles.recent("momo"), key=lambda r: r.id)
+    assert first.outcome == "skipped_busy" and first.error is not None
+    assert held.owner in first.error and "maintenance by hand" in first.error
+    assert second.outcome == "entered" and second.trigger == "scheduled"
+    # past the deadline it gives up, the one skip on record
+    held = await LeaseManager(LeaseStore(rig.db), ttl=30.0).acquire(SCOPE, "by hand")
+    try:
+        out = await rig.runner("momo").run_retrying("scheduled", time.time() + 0.3, lambda: False)
+    finally:
+        await held.release()
+    assert out.status == "busy"
+    assert (await rig.cycles.counts("momo")) == {"entered": 1, "skipped_busy": 2}
 
 
 # --- the hard timeout --------------------------------------------------------------------------

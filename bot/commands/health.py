@@ -6,6 +6,10 @@ activity within ``--max-age``: a completed stop-watchdog run, one of its own str
 lease it holds still heart-beating. Exit 1 otherwise: no agent, an agent stopped or crashed, or an
 account not guarded lately (exchange unreachable, never reconciled). Exit 2: bad configuration.
 It only reads: it never creates or migrates the database and never contacts an exchange.
+
+Agents are listed with their role: ``active`` (holds the agent lease, guards the accounts) or
+``standby`` (`warden run --standby`: waits to take over, guards nothing). Health needs an active
+agent; a standby alone is not healthy, and a standby beside a healthy active one changes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from bot import exit_codes
 from bot.commands.render import iso, print_json
 from bot.config import Config
 from bot.context import Context, missing_hint
-from storage.daemon_beacon import Beacon, BeaconStore, last_agent_cycles
+from storage.daemon_beacon import STANDBY, Beacon, BeaconStore, last_agent_cycles
 from storage.db import Database
 from storage.lease import LeaseHolder, LeaseStore, parse_owner
 
@@ -62,12 +66,20 @@ class AgentHealth:
     now: float
 
     @property
+    def standby(self) -> bool:
+        return self.beacon.role == STANDBY
+
+    @property
     def ok(self) -> bool:
+        """A standby is fine while it beats (it guards nothing); an active agent must guard."""
+        if self.standby:
+            return True
         return bool(self.accounts) and all(a.ok for a in self.accounts)
 
     def json(self) -> dict[str, Any]:
         return {
             "owner": self.beacon.owner,
+            "role": self.beacon.role,
             "ok": self.ok,
             "started_at": iso(self.beacon.started_at),
             "beat_at": iso(self.beacon.beat_at),
@@ -143,14 +155,23 @@ async def evaluate(db: Database, now: float, max_age: float) -> Report:
             detail = "no agent running (no `warden run` heartbeat in this database)"
         return Report(False, detail, max_age)
     holders = await LeaseStore(db).holders()
+    # the active agent(s) first, then the standbys
+    running.sort(key=lambda b: b.role == STANDBY)
     agents = [await _agent(db, b, holders, now, max_age) for b in running]
-    ok = all(a.ok for a in agents)
+    active = [a for a in agents if not a.standby]
+    ok = bool(active) and all(a.ok for a in active)
     lines = []
     for agent in agents:
         up = now - agent.beacon.started_at
+        if agent.standby:
+            lines.append(f"standby agent {agent.beacon.owner} up {up:.0f}s: waiting to take over")
+            continue
         accounts = "; ".join(a.line() for a in agent.accounts)
         lines.append(f"agent {agent.beacon.owner} up {up:.0f}s: {accounts}")
-    verdict = "healthy" if ok else f"unhealthy (nothing within {max_age:g}s)"
+    if not active:
+        verdict = "unhealthy (no active agent)"
+    else:
+        verdict = "healthy" if ok else f"unhealthy (nothing within {max_age:g}s)"
     return Report(ok, f"{verdict}: " + " | ".join(lines), max_age, agents)
 
 

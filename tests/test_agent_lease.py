@@ -138,6 +138,8 @@ def test_standby_takes_over_from_a_killed_agent_with_a_critical_alert(
     wait_until(lambda: roles(tmp_path, cfg) == want, "health lists the active and the standby")
     # a standby runs nothing: no cycles, no execution lease, no alerts of its own
     assert "reconcile" not in standby.output() and "[ALERT" not in standby.output()
+    held = warden_json(tmp_path, *cfg, "lock")["leases"]
+    assert not [h for h in held if f":{standby.proc.pid}:" in h["owner"]], held
 
     active.proc.send_signal(signal.SIGKILL)
     assert active.finish() == -signal.SIGKILL
@@ -159,6 +161,28 @@ def test_standby_takes_over_from_a_killed_agent_with_a_critical_alert(
     assert "Traceback" not in standby.output()
     assert warden_json(tmp_path, *cfg, "lock")["leases"] == []
     guarded_positions(tmp_path, *cfg)
+
+
+def test_standby_becomes_active_when_the_agent_stops_cleanly(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    cfg = agent_config(tmp_path)
+    active = Proc(tmp_path, "active", *cfg, "run")
+    procs.append(active)
+    active.wait_for("reconcile.done", timeout=45)
+    standby = Proc(tmp_path, "standby", *cfg, "run", "--standby")
+    procs.append(standby)
+    standby.wait_for("warden: standby:", timeout=30)
+    active.signal(signal.SIGTERM)
+    assert active.finish() == 0, active.output()[-3000:]
+    standby.wait_for("is active after standing by", "reconcile.done", timeout=45)
+    assert any("is active after standing by" in a for a in alerts(tmp_path, "info"))
+    assert not any("took over" in a for a in alerts(tmp_path, "critical"))
+    wait_until(
+        lambda: roles(tmp_path, cfg) == {standby.proc.pid: "active"}, "the standby is active"
+    )
+    standby.signal(signal.SIGINT)
+    assert standby.finish() == 0, standby.output()[-3000:]
 
 
 def test_an_agent_paused_past_its_lease_steps_down_for_the_standby(

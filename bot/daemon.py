@@ -361,6 +361,10 @@ class Daemon:
         exchange_name = next(n for n, rs in self.runners.items() if runner in rs)
         if exchange_name not in self.reconciled and not await self.reconcile(exchange_name):
             return
+        # APScheduler 3.x: misfire_grace_time is "how much this job's execution is allowed to be
+        # late", judged against the scheduled run time when the run starts (docs: apscheduler.
+        # readthedocs.io, modules/job.html, Job.misfire_grace_time). A cycle refused by another
+        # holder keeps retrying inside its run until that same bound, counted the same way.
         period = timeframe_seconds(runner.run_spec.timeframe)
         scheduled = _last_run_time(self._first_run.get(name), period, time.time())
         deadline = scheduled + self.config.scheduler.misfire_grace_seconds

@@ -12,15 +12,18 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bot.services
-from bot.daemon import Daemon
+from bot.agent import AgentSeat
+from bot.daemon import Daemon, _last_run_time
 from bot.exchanges import paper_settings
 from bot.notify import TerminalNotifier
+from storage.agent_lease import AGENT_SCOPE
 from storage.db import Database
 from storage.held_lease import LeaseManager
 from storage.journal_store import JournalStore
@@ -356,3 +359,44 @@ async def test_runs_skipped_because_the_previous_one_still_runs_are_counted_and_
     assert done and all(r.outcome in ("hold", "entered") for r in done)
     assert daemon.counters["cycle_done"] == len(done)
     assert skipped >= 2
+
+
+# --- (e) the agent lease: a daemon whose agent was taken over does nothing more ----------------
+
+
+async def test_a_daemon_whose_agent_lease_was_taken_over_runs_no_job(
+    db: Database, db_path: Path, tmp_path: Path
+) -> None:
+    config = replay_config(db_path, tmp_path / "data", seconds_per_candle=0.1)
+    seat = AgentSeat(db, ttl=30.0, heartbeat=10.0)
+    await seat.claim()
+    daemon = Daemon(config, db, quiet(), agent=seat)
+    await daemon.start()
+    try:
+        await eventually(
+            lambda: _true(daemon.counters["cycle_done"] >= 2), what="cycles while active"
+        )
+        # another agent takes the store over (this one was paused past its expiry)
+        async with db.write() as conn:
+            await conn.execute(
+                "UPDATE lease SET expires_at = ? WHERE scope = ?", (time.time() - 1, AGENT_SCOPE)
+            )
+        other = AgentSeat(db, ttl=30.0, heartbeat=10.0)
+        await other.claim()
+        await eventually(lambda: _true(seat.lost.is_set()), what="the takeover noticed")
+        done = daemon.counters["cycle_done"]
+        await asyncio.sleep(0.5)  # five replay ticks
+        assert daemon.counters["cycle_done"] == done  # no job ran after it was noticed
+    finally:
+        await daemon.stop()
+    assert seat.lost_reason is not None and "taken over by" in seat.lost_reason
+    assert other.fence is not None and await other.still_active()
+
+
+def test_the_retry_deadline_counts_from_the_scheduled_run() -> None:
+    first = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    start = first.timestamp()
+    assert _last_run_time(first, 1800, start + 3 * 1800 + 42.0) == start + 3 * 1800
+    assert _last_run_time(first, 1800, start) == start
+    assert _last_run_time(None, 1800, 123.0) == 123.0
+    assert _last_run_time(first, 1800, start - 10) == start - 10  # not started yet: now

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import pty
 import subprocess
@@ -205,3 +206,17 @@ def test_doctor_fails_on_an_empty_token_when_telegram_is_configured(tmp_path: Pa
     )
     assert out.returncode == 0, out.stdout
     assert "[  ok] telegram: token set, 1 allowed user id(s)" in out.stdout
+
+
+def test_pnl_says_which_files_it_wrote(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    make_db(tmp_path / "warden.db")
+    out = warden(tmp_path, "pnl", "--csv", "t.csv", "--png", "e.png")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("wrote t.csv\nwrote e.png\n")
+    assert (tmp_path / "t.csv").is_file() and (tmp_path / "e.png").is_file()
+    # with --json the lines go to stderr: stdout stays one JSON document
+    out = warden(tmp_path, "pnl", "--csv", "t2.csv", "--png", "e2.png", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["trades"] == []
+    assert "wrote t2.csv\nwrote e2.png\n" in out.stderr

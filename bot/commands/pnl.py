@@ -149,11 +149,15 @@ async def run(ctx: Context) -> int:
     trades = in_period(every, since)
     rows, total = summarize(trades), totals(trades)
     start = since if since is not None else min((t.opened_at for t in trades), default=now)
+    # what was written is said; with --json on stderr, so stdout stays one JSON document
+    said = sys.stderr if args.json else sys.stdout
     try:
         if args.csv:
             write_csv(Path(args.csv), trades)
+            print(f"wrote {args.csv}", file=said)
         if args.png:
             write_png(Path(args.png), equity_series(names, trades, balances, start, now), start)
+            print(f"wrote {args.png}", file=said)
     except OSError as exc:
         print(f"warden pnl: cannot write the file: {exc}", file=sys.stderr)
         return exit_codes.USAGE

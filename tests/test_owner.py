@@ -22,6 +22,8 @@ from tests.conftest import child_env, warden_cmd
 from tests.telegram_rig import SCOPE as TG_SCOPE
 from tests.telegram_rig import running_bot
 from tests.test_cycles import ENTRY_BAR, ETH, EXIT_BAR, SCOPE, build_rig, make_config, strategy
+from tests.test_executor import alerts as executor_alerts
+from tests.test_executor import build_rig as build_executor_rig
 from trading.accounting import account_trades
 from trading.models import PositionSide
 
@@ -168,3 +170,20 @@ async def test_telegram_status_shows_the_owner_and_the_pause_reason(tmp_path: Pa
         await rig.acct.journal.set_paused("*", True, "FOMC <20:00>")
         status = await rig.reply_text("/status")
         assert "<b>paper</b> · ⏸ PAUSED (no new entries): FOMC &lt;20:00&gt;" in status
+
+
+async def test_the_stop_hit_alert_agrees_with_pnl(db: Database) -> None:
+    """A stop that fires on the exchange: the guardian's alert shows the trade's net P&L as
+    `warden pnl` builds it (entry fee, and the stop fill's own fee and price)."""
+    rig = build_executor_rig(db)
+    res = await rig.open(BTC, PositionSide.LONG, 0.001, 65_600.0, "cli open")
+    assert res.ok, res.detail
+    fired = await rig.paper.set_price(BTC, 65_000.0)  # passes the stop: it fires
+    assert len(fired) == 1
+    await rig.reconcile()  # sees the stop triggered and records the exit
+    (alert,) = [a["text"] for a in await executor_alerts(db) if a["key"].startswith("stop-loss:")]
+    found = re.search(r"P&L ([+-][0-9.]+) after fees", alert)
+    assert found is not None, alert
+    (trade,) = await account_trades("paper", rig.exchange, rig.journal, SCOPE, 10.0)
+    assert trade.exit_reason == "stop_loss" and trade.fees > 0
+    assert found.group(1) == f"{trade.net_pnl:+.2f}"

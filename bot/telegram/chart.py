@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from bot.charts.model import EquityChartData
 from bot.charts.sources import (
@@ -24,6 +26,14 @@ log = logging.getLogger("warden.telegram")
 ALERT_CHART_SECONDS = 15.0  # reading and drawing an alert's chart; past this the text goes alone
 
 AlertChart = Callable[[str, str], Awaitable[bytes | None]]  # (scope, symbol) -> PNG
+T = TypeVar("T")
+# one drawing thread: charts are drawn one at a time anyway (bot.charts.style.LOCK), and
+# matplotlib keeps some caches per thread (fonts), which a pool of threads would multiply
+_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-chart")
+
+
+async def _drawn(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_DRAWER, fn, *args)
 
 
 def source(acct: Account) -> ChartSource:
@@ -43,7 +53,7 @@ def _equity_png_bytes(data: EquityChartData) -> bytes | None:
 async def equity_png(data: EquityChartData | None) -> bytes | None:
     if data is None:
         return None
-    return await asyncio.to_thread(_equity_png_bytes, data)
+    return await _drawn(_equity_png_bytes, data)
 
 
 async def position_png(acct: Account, symbol: str, hours: float, timeframes: list[str]) -> bytes:
@@ -52,7 +62,7 @@ async def position_png(acct: Account, symbol: str, hours: float, timeframes: lis
     from bot.charts.position import position_png as draw
 
     data = await position_chart_data(source(acct), symbol, hours, timeframes=timeframes)
-    return await asyncio.to_thread(draw, data)
+    return await _drawn(draw, data)
 
 
 def alert_chart(

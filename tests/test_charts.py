@@ -381,3 +381,20 @@ async def test_warden_pnl_png_draws_the_equity_it_computes(tmp_path: Path) -> No
     assert series.points[0][1] == pytest.approx(equity - trade["net_pnl"])
     line = by_gid(figure_equity(EquityChartData("t", (series,))), "equity:paper")
     assert list(line.get_ydata()) == [v for _, v in series.points]
+
+
+@pytest.mark.parametrize(
+    ("liq", "expected"), [("61234.5", 61234.5), ("", None), ("0", None), ("abc", None)]
+)
+def test_okx_liquidation_price_is_read_for_display_only(liq: str, expected: float | None) -> None:
+    """OKX's liqPx (GET /api/v5/account/positions, "Estimated liquidation price"; "" in ccxt's
+    recorded okx.json): read when it is a price; anything else is no price, never a refusal."""
+    from decimal import Decimal
+
+    from trading.adapters.okx_parse import Contract, position_from
+
+    one = Decimal(1)
+    btc = Contract(BTC, "BTC-USDT-SWAP", "BTC", "USDT", Decimal("0.01"), one, one, Decimal("0.1"))
+    raw = {"pos": "5", "posSide": "net", "avgPx": "69000", "upl": "1.5", "lever": "5"}
+    p = position_from(raw | {"liqPx": liq}, btc)
+    assert p is not None and p.size == 0.05 and p.liquidation_price == expected

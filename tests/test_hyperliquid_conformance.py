@@ -193,6 +193,7 @@ async def test_positions_balance_and_leverage_from_recorded_clearinghouse_states
         47.9932,
     )
     assert (hype.unrealized_pnl, hype.leverage) == (-0.6071, 10.0)
+    assert hype.liquidation_price == 50.2724802381  # shown on the position chart
     assert await ex.leverage_setting(perp("HYPE")) == LeverageSetting(
         perp("HYPE"), 10.0, "isolated"
     )
@@ -205,6 +206,7 @@ async def test_positions_balance_and_leverage_from_recorded_clearinghouse_states
     held = {p.symbol: p for p in await ex.positions()}
     assert held[perp("SOL")].side is PositionSide.LONG and held[perp("SOL")].size == 3.34
     assert held[perp("ETH")].size == 3.6 and held[perp("ETH")].leverage == 20.0
+    assert {p.liquidation_price for p in held.values()} == {None}  # null: none reported
     assert await ex.leverage_setting(perp("SOL")) == LeverageSetting(perp("SOL"), 20.0, "cross")
 
 

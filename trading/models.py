@@ -133,6 +133,9 @@ class Position:
     entry_price: float
     unrealized_pnl: float = 0.0
     leverage: float | None = None
+    # the exchange's estimate, shown on charts only; None where it reports none (Hyperliquid:
+    # null for a cross position its account margin keeps safe; OKX: "")
+    liquidation_price: float | None = None
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,9 @@ async def position_chart_data(
     position = stop = None
     if positions:
         p = positions[0]
-        position = PositionMark(p.side, p.size, p.entry_price, p.unrealized_pnl)
+        position = PositionMark(
+            p.side, p.size, p.entry_price, p.unrealized_pnl, p.liquidation_price
+        )
         shown = shown_stop(p, await exchange.open_stops(symbol))
         if shown is None:
             notes.append("NO STOP on the exchange")

@@ -338,6 +338,19 @@ def latest_by_oid(entries: Iterable[object]) -> list[Raw]:
 
 
 # -- account ---------------------------------------------------------------------------------
+def _liquidation(p: Raw) -> float | None:
+    """``liquidationPx``: a price, or null (ccxt's recorded clearinghouseState responses,
+    ts/src/test/static/response/hyperliquid.json, fetchPositions: "50.2724802381" for an
+    isolated short, null for cross positions). Display only: a value that is not a positive
+    number is no liquidation price, never a reason to refuse the positions."""
+    value = p.get("liquidationPx")
+    try:
+        x = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
 def parse_positions(state: Raw, symbol_of: SymbolOf) -> list[Position]:
     out: list[Position] = []
     for item in as_list(state.get("assetPositions"), "clearinghouseState.assetPositions"):
@@ -356,6 +369,7 @@ def parse_positions(state: Raw, symbol_of: SymbolOf) -> list[Position]:
                 entry_price=positive(p, "entryPx"),
                 unrealized_pnl=num(p, "unrealizedPnl") if p.get("unrealizedPnl") else 0.0,
                 leverage=lev,
+                liquidation_price=_liquidation(p),
             )
         )
     return out

@@ -314,6 +314,17 @@ def stop_from(raw: Mapping[str, Any], contract: Contract) -> StopOrder | None:
     )
 
 
+def _liquidation(raw: Mapping[str, Any]) -> float | None:
+    """``liqPx``, "Estimated liquidation price" (OKX API docs, GET /api/v5/account/positions);
+    "" when there is none (ccxt's recorded okx.json, fetchPositions). Display only: a value
+    that is not a positive number is no liquidation price, never a refused position."""
+    try:
+        value = opt_dec(raw, "liqPx")
+    except BadPayload:
+        return None
+    return float(value) if value is not None and value > 0 else None
+
+
 def position_from(raw: Mapping[str, Any], contract: Contract) -> Position | None:
     """A net-mode position (signed ``pos`` in contracts); None when it is flat."""
     pos = opt_dec(raw, "pos")
@@ -330,6 +341,7 @@ def position_from(raw: Mapping[str, Any], contract: Contract) -> Position | None
         entry_price=float(positive(raw, "avgPx")),
         unrealized_pnl=float(opt_dec(raw, "upl") or 0),
         leverage=float(lever) if lever is not None else None,
+        liquidation_price=_liquidation(raw),
     )
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
-
 from storage.lease import Acquired, Busy, LeaseHolder, LeaseStore
+from storage.sql import Connection
 
 AGENT_SCOPE = "@agent"
 ACTIVE_PURPOSE = "active agent"
@@ -32,7 +31,7 @@ class AgentFence:
     owner: str
     token: int
 
-    async def holds_in(self, conn: aiosqlite.Connection) -> bool:
+    async def holds_in(self, conn: Connection) -> bool:
         return await LeaseStore.is_held_by_in(conn, AGENT_SCOPE, self.owner, self.token)
 
 
@@ -51,6 +50,10 @@ class AgentLeaseStore:
     def free_reason(self, holder: LeaseHolder) -> str | None:
         """Why the current holder may be taken over now, or None while it is in office."""
         return self.leases.free_reason(holder, self.leases.clock())
+
+    async def free_reason_now(self, holder: LeaseHolder) -> str | None:
+        """``free_reason`` judged by the database's clock (agents on several hosts)."""
+        return self.leases.free_reason(holder, await self.leases.now())
 
     async def extend(self, fence: AgentFence, ttl: float) -> float | None:
         return await self.leases.extend(AGENT_SCOPE, fence.owner, fence.token, ttl)

@@ -8,28 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from storage.db import Database
-
-ALERT_ACK_STATEMENTS = [
-    # round 0 is the first delivery, round n the n-th repeat of an unacknowledged alert
-    """CREATE TABLE alert_delivery (
-        alert_id INTEGER NOT NULL REFERENCES alert_outbox(id),
-        chat_id INTEGER NOT NULL,
-        round INTEGER NOT NULL,
-        message_id INTEGER,
-        sent_at REAL NOT NULL,
-        PRIMARY KEY (alert_id, chat_id, round)
-    )""",
-    # acked_by is the Telegram user id, or 0 when the alert's condition ended (resolved or
-    # raised again) before anybody acknowledged it
-    """CREATE TABLE alert_ack (
-        alert_id INTEGER PRIMARY KEY REFERENCES alert_outbox(id),
-        acked_at REAL NOT NULL,
-        acked_by INTEGER NOT NULL
-    )""",
-]
+from storage.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -56,7 +36,7 @@ def _ending_keys(key: str) -> list[str]:
     return keys
 
 
-async def _superseded(conn: aiosqlite.Connection, alert_id: int, key: str) -> bool:
+async def _superseded(conn: Connection, alert_id: int, key: str) -> bool:
     """The alert's condition was raised again or declared over by a later alert, or, for an
     incident's alert, the incident is resolved (a "resolved" message went out)."""
     keys = _ending_keys(key)
@@ -94,8 +74,9 @@ class AlertAckStore:
     ) -> None:
         async with self.db.write() as conn:
             await conn.execute(
-                "INSERT OR REPLACE INTO alert_delivery(alert_id, chat_id, round, message_id, "
-                "sent_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO alert_delivery(alert_id, chat_id, round, message_id, sent_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(alert_id, chat_id, round) DO UPDATE SET "
+                "message_id = excluded.message_id, sent_at = excluded.sent_at",
                 (alert_id, chat_id, round_, message_id, self.clock()),
             )
 
@@ -106,7 +87,8 @@ class AlertAckStore:
             if await cur.fetchone() is None:
                 return False
             cur = await conn.execute(
-                "INSERT OR IGNORE INTO alert_ack(alert_id, acked_at, acked_by) VALUES (?, ?, ?)",
+                "INSERT INTO alert_ack(alert_id, acked_at, acked_by) VALUES (?, ?, ?) "
+                "ON CONFLICT(alert_id) DO NOTHING",
                 (alert_id, self.clock(), user_id),
             )
             return cur.rowcount == 1
@@ -162,8 +144,8 @@ class AlertAckStore:
         if ended:  # never looked at again: an "acknowledgement" by nobody (user id 0)
             async with self.db.write() as conn:
                 await conn.executemany(
-                    "INSERT OR IGNORE INTO alert_ack(alert_id, acked_at, acked_by) "
-                    "VALUES (?, ?, 0)",
+                    "INSERT INTO alert_ack(alert_id, acked_at, acked_by) VALUES (?, ?, 0) "
+                    "ON CONFLICT(alert_id) DO NOTHING",
                     [(i, now) for i in ended],
                 )
         return due

@@ -46,7 +46,7 @@ class CycleStore:
         async with self.db.write() as conn:
             cur = await conn.execute(
                 "INSERT INTO cycle(strategy, scope, trigger, started_at, ended_at, outcome, "
-                "decisions, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "decisions, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     strategy,
                     scope,
@@ -58,8 +58,8 @@ class CycleStore:
                     self.redact(error) if error else None,
                 ),
             )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            row = await cur.fetchone()
+            return int(row[0])
 
     async def last(self, strategy: str) -> CycleRecord | None:
         rows = await self.recent(strategy, 1)

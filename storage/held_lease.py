@@ -21,7 +21,12 @@ class HeldLease:
     """A lease this process holds. ``ensure()`` before every exchange write (fencing)."""
 
     def __init__(
-        self, store: LeaseStore, holder: LeaseHolder, ttl: float, heartbeat: float
+        self,
+        store: LeaseStore,
+        holder: LeaseHolder,
+        ttl: float,
+        heartbeat: float,
+        asked_at: float | None = None,
     ) -> None:
         self.store = store
         self.holder = holder
@@ -32,6 +37,10 @@ class HeldLease:
         self.ttl = ttl
         self.heartbeat_interval = heartbeat
         self.expires_at = holder.expires_at
+        # when this process must give the lease up if it cannot renew it, on its own monotonic
+        # clock: ``expires_at`` is the database's time (another host's clock on PostgreSQL),
+        # and the ttl counted from before the request that set it can only end early
+        self._local_deadline = (time.monotonic() if asked_at is None else asked_at) + ttl
         self.lost_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -46,6 +55,7 @@ class HeldLease:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.heartbeat_interval)
             if self._stop.is_set():
                 return
+            asked_at = time.monotonic()
             try:
                 expires = await self.store.renew(self.scope, self.owner, self.token, self.ttl)
             except Exception as exc:
@@ -58,13 +68,17 @@ class HeldLease:
                     token=self.token,
                     error=type(exc).__name__,
                 )
-                if self.store.clock() >= self.expires_at:
+                if (
+                    self.store.clock() >= self.expires_at
+                    or time.monotonic() >= self._local_deadline
+                ):
                     self._mark_lost("heartbeat could not renew before expiry")
                 continue
             if expires is None:
                 self._mark_lost("heartbeat found the lease expired or taken over")
             else:
                 self.expires_at = expires
+                self._local_deadline = asked_at + self.ttl
 
     def _mark_lost(self, reason: str) -> None:
         if self.lost_reason is None:
@@ -112,6 +126,7 @@ class LeaseManager:
         delay = 0.02
         while True:
             last_try = time.monotonic() + delay > deadline
+            asked_at = time.monotonic()
             result = await self.store.try_acquire(
                 scope, owner, purpose, self.ttl, record_refusal=last_try
             )
@@ -126,7 +141,7 @@ class LeaseManager:
                         previous=result.took_over.owner,
                         reason=result.takeover_reason,
                     )
-                held = HeldLease(self.store, result.holder, self.ttl, self.heartbeat)
+                held = HeldLease(self.store, result.holder, self.ttl, self.heartbeat, asked_at)
                 held.start_heartbeat()
                 return held
             assert isinstance(result, Busy)

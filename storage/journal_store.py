@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiosqlite
-
 from storage.db import Database
+from storage.errors import StorageError
 from storage.lease import LeaseStore
 from storage.outbox import CHART_INCIDENTS, ChartSubject
+from storage.sql import Connection
 from trading.journal import (
     Attribution,
     Incident,
@@ -89,11 +88,12 @@ class JournalStore:
     def __init__(
         self,
         db: Database,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         redact: Callable[[str], str] = str,
     ) -> None:
         self.db = db
-        self.clock = clock
+        self.clock = clock or time.time
+        self._given_clock = clock  # None: the fencing check reads the database's clock
         self.redact = redact
         self._instance: str | None = None
 
@@ -113,8 +113,9 @@ class JournalStore:
             self._instance = value
         return self._instance
 
-    async def _fence(self, conn: aiosqlite.Connection, lease: LeaseGuard) -> None:
-        if not await LeaseStore.is_current_in(conn, lease.scope, lease.token, self.clock()):
+    async def _fence(self, conn: Connection, lease: LeaseGuard) -> None:
+        now = self._given_clock() if self._given_clock else await self.db.now(conn)
+        if not await LeaseStore.is_current_in(conn, lease.scope, lease.token, now):
             raise LeaseLost(f"execution lease for {lease.scope} is no longer held (fenced write)")
 
     # --- pause -------------------------------------------------------------------------------
@@ -138,7 +139,8 @@ class JournalStore:
         one), or None when they are not."""
         async with self.db.read() as conn:
             cur = await conn.execute(
-                "SELECT reason FROM pause WHERE scope IN (?, '*') AND paused ORDER BY scope = '*'",
+                "SELECT reason FROM pause WHERE scope IN (?, '*') AND paused <> 0 "
+                "ORDER BY scope = '*'",
                 (scope,),
             )
             row = await cur.fetchone()
@@ -181,7 +183,8 @@ class JournalStore:
             now = self.clock()
             cur = await conn.execute(
                 "INSERT INTO intent(scope, kind, symbol, side, size, stop_price, status, purpose, "
-                "lease_token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "lease_token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (
                     lease.scope,
                     kind.value,
@@ -196,8 +199,7 @@ class JournalStore:
                     now,
                 ),
             )
-            intent_id = cur.lastrowid
-            assert intent_id is not None
+            intent_id = int((await cur.fetchone())[0])
             client_id = f"wd{inst}{_KIND_LETTER[kind]}{intent_id}"
             await conn.execute(
                 "UPDATE intent SET client_id = ? WHERE id = ?", (client_id, intent_id)
@@ -259,7 +261,7 @@ class JournalStore:
             await self._fence(conn, lease)
             cur = await conn.execute(
                 "INSERT INTO stop_placement(scope, symbol, position_side, size, trigger_price, "
-                "status, lease_token, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, lease_token, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     lease.scope,
                     symbol,
@@ -271,8 +273,7 @@ class JournalStore:
                     self.clock(),
                 ),
             )
-            stop_id = cur.lastrowid
-            assert stop_id is not None
+            stop_id = int((await cur.fetchone())[0])
             await conn.execute(
                 "UPDATE stop_placement SET client_id = ? WHERE id = ?",
                 (f"wd{inst}s{stop_id}", stop_id),
@@ -298,7 +299,7 @@ class JournalStore:
                 "api_answer = COALESCE(?, api_answer), "
                 "exchange_state = COALESCE(?, exchange_state), fail_code = COALESCE(?, fail_code), "
                 "checked_at = CASE WHEN ? IS NULL THEN checked_at ELSE ? END, "
-                "verified_at = CASE WHEN ? THEN ? ELSE verified_at END WHERE id = ?",
+                "verified_at = CASE WHEN ? <> 0 THEN ? ELSE verified_at END WHERE id = ?",
                 (
                     status.value,
                     exchange_id,
@@ -475,7 +476,7 @@ class JournalStore:
         async with self._alerting(severity, key, text) as conn:
             cur = await conn.execute(
                 "INSERT INTO incident(scope, symbol, kind, attribution, cost, detail, opened_at, "
-                "unprotected_since, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "unprotected_since, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     scope,
                     symbol,
@@ -488,8 +489,7 @@ class JournalStore:
                     now if resolved else None,
                 ),
             )
-            incident_id = cur.lastrowid
-            assert incident_id is not None
+            incident_id = int((await cur.fetchone())[0])
             chart = ChartSubject(scope, symbol) if kind in CHART_INCIDENTS else None
             await self._alert(conn, severity, text, key, now, chart)
             return incident_id
@@ -534,16 +534,14 @@ class JournalStore:
             return True
 
     @asynccontextmanager
-    async def _alerting(
-        self, severity: Severity, key: str, text: str
-    ) -> AsyncIterator[aiosqlite.Connection]:
+    async def _alerting(self, severity: Severity, key: str, text: str) -> AsyncIterator[Connection]:
         """A write transaction that queues an alert. When the database cannot be written (busy
         beyond busy_timeout, disk full) the alert cannot reach the outbox: it goes to the log at
         CRITICAL instead, so the terminal carries it, and the error is raised on."""
         try:
             async with self.db.write() as conn:
                 yield conn
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             event(
                 log,
                 "alert.not_stored",
@@ -557,7 +555,7 @@ class JournalStore:
 
     async def _alert(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         severity: Severity,
         text: str,
         key: str,

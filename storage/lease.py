@@ -3,6 +3,13 @@
 A row per account scope holds the current owner and a fencing token that grows on every
 acquisition and is never reset, so a holder that was paused past its expiry can tell, before
 its next write, that somebody else has held the account since.
+
+Expiry is judged by the database's clock, read inside the same transaction as the lease row
+(``Database.now``: on PostgreSQL the server's ``clock_timestamp()``, so agents on several hosts
+never compare their own clocks; on SQLite, whose processes all share one host, that host's).
+A clock given to ``LeaseStore`` replaces it (tests that move time by hand). "Holder process
+dead" frees a lease at once only when the holder's host (the first part of its owner) is this
+host: a pid means nothing on another machine.
 """
 
 from __future__ import annotations
@@ -14,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from storage.db import Database
+from storage.sql import Connection
 
 HOST = socket.gethostname()
 
@@ -117,14 +123,28 @@ class LeaseStore:
     def __init__(
         self,
         db: Database,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         host: str = HOST,
         is_alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self.db = db
-        self.clock = clock
+        # this process's idea of now (local waits, messages); leases are judged by _now
+        self.clock = clock or time.time
+        self._given_clock = clock
         self.host = host
         self.is_alive = is_alive
+
+    async def _now(self, conn: Connection) -> float:
+        if self._given_clock is not None:
+            return self._given_clock()
+        return await self.db.now(conn)
+
+    async def now(self) -> float:
+        """The time leases are judged by (the database's clock), outside a transaction."""
+        if self._given_clock is not None:
+            return self._given_clock()
+        async with self.db.read() as conn:
+            return await self.db.now(conn)
 
     def free_reason(self, holder: LeaseHolder, now: float) -> str | None:
         """Why ``holder`` may be taken over now ("expired", "holder process dead"), or None."""
@@ -142,7 +162,7 @@ class LeaseStore:
         self, scope: str, owner: str, purpose: str, ttl: float, *, record_refusal: bool = True
     ) -> Acquired | Busy:
         async with self.db.write() as conn:
-            now = self.clock()
+            now = await self._now(conn)
             cur = await conn.execute("SELECT * FROM lease WHERE scope = ?", (scope,))
             row = await cur.fetchone()
             current = _holder(row)
@@ -183,11 +203,11 @@ class LeaseStore:
         self, scope: str, owner: str, purpose: str, holder: LeaseHolder
     ) -> None:
         async with self.db.write() as conn:
-            await self._record_refusal(conn, scope, self.clock(), owner, purpose, holder)
+            await self._record_refusal(conn, scope, await self._now(conn), owner, purpose, holder)
 
     @staticmethod
     async def _record_refusal(
-        conn: aiosqlite.Connection,
+        conn: Connection,
         scope: str,
         now: float,
         owner: str,
@@ -203,7 +223,7 @@ class LeaseStore:
     async def renew(self, scope: str, owner: str, token: int, ttl: float) -> float | None:
         """Extend a lease still held under this token; None when it has been lost."""
         async with self.db.write() as conn:
-            now = self.clock()
+            now = await self._now(conn)
             cur = await conn.execute(
                 "UPDATE lease SET heartbeat_at = ?, expires_at = ? "
                 "WHERE scope = ? AND owner = ? AND token = ? AND expires_at > ?",
@@ -215,7 +235,7 @@ class LeaseStore:
         """Renew a life-long lease (the agent lease), even past its expiry, as long as nobody
         took it over: an unchanged token proves nobody else has held it since. None when lost."""
         async with self.db.write() as conn:
-            now = self.clock()
+            now = await self._now(conn)
             cur = await conn.execute(
                 "UPDATE lease SET heartbeat_at = ?, expires_at = ? "
                 "WHERE scope = ? AND owner = ? AND token = ?",
@@ -224,7 +244,7 @@ class LeaseStore:
             return now + ttl if cur.rowcount == 1 else None
 
     @staticmethod
-    async def is_held_by_in(conn: aiosqlite.Connection, scope: str, owner: str, token: int) -> bool:
+    async def is_held_by_in(conn: Connection, scope: str, owner: str, token: int) -> bool:
         """The agent lease's fencing check, inside another write transaction: still this owner
         under this token (expiry aside: see ``extend``)."""
         cur = await conn.execute(
@@ -249,7 +269,7 @@ class LeaseStore:
             return cur.rowcount == 1
 
     @staticmethod
-    async def is_current_in(conn: aiosqlite.Connection, scope: str, token: int, now: float) -> bool:
+    async def is_current_in(conn: Connection, scope: str, token: int, now: float) -> bool:
         """The fencing check, for use inside another repository's write transaction."""
         cur = await conn.execute(
             "SELECT 1 FROM lease WHERE scope = ? AND token = ? AND owner IS NOT NULL "
@@ -260,7 +280,7 @@ class LeaseStore:
 
     async def is_current(self, scope: str, owner: str, token: int) -> bool:
         async with self.db.read() as conn:
-            return await self.is_current_in(conn, scope, token, self.clock())
+            return await self.is_current_in(conn, scope, token, await self._now(conn))
 
     async def holders(self) -> list[LeaseHolder]:
         async with self.db.read() as conn:

@@ -3,13 +3,19 @@
 Each entry is applied once, in its own write transaction, and bumps ``schema_version``. Later
 features append entries; an entry that has shipped is never edited. A database written by a
 newer Warden (a version above ``LATEST``) is refused rather than guessed at.
+
+The statements are SQLite's; PostgreSQL gets the same text with its types substituted
+(``storage.sql.postgres_ddl``): one schema description for both. A new PostgreSQL database does
+not replay SQLite's history one version at a time: every pending statement runs in ONE write
+transaction (PostgreSQL's DDL is transactional), so a database is at version 0 or at ``LATEST``,
+never half-made, and two agents starting together create it once (the write lock).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.alert_ack_store import ALERT_ACK_STATEMENTS
+from storage.alert_ack_schema import ALERT_ACK_STATEMENTS
 from storage.alert_chart_schema import ALERT_CHART_STATEMENTS
 from storage.cycle_schema import CYCLE_STATEMENTS
 from storage.errors import StorageError
@@ -69,10 +75,9 @@ LATEST = MIGRATIONS[-1][0]
 
 async def current_version(db: Database) -> int:
     async with db.read() as conn:
-        cur = await conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
-        )
-        if await cur.fetchone() is None:
+        cur = await conn.execute(db.dialect.table_exists_sql, ("schema_version",))
+        exists = await cur.fetchone()
+        if not exists or not exists[0]:
             return 0
         cur = await conn.execute("SELECT version FROM schema_version")
         row = await cur.fetchone()
@@ -82,7 +87,8 @@ async def current_version(db: Database) -> int:
 def _newer(db: Database, found: int) -> StorageError:
     return StorageError(
         f"database {db.path} has schema version {found}, newer than this Warden supports "
-        f"({LATEST}); upgrade Warden or point [storage] path / WARDEN_DB at another database"
+        f"({LATEST}); upgrade Warden or point [storage] path / url (WARDEN_DB / "
+        "WARDEN_DATABASE_URL) at another database"
     )
 
 
@@ -92,6 +98,9 @@ async def migrate(db: Database) -> int:
     if found > LATEST:
         raise _newer(db, found)
     if found == LATEST:
+        return found
+    if db.dialect.name != "sqlite":
+        await _migrate_at_once(db)
         return found
     for version, _name, statements in MIGRATIONS:
         async with db.write() as conn:
@@ -114,3 +123,22 @@ async def migrate(db: Database) -> int:
             else:
                 await conn.execute("UPDATE schema_version SET version = ?", (version,))
     return found
+
+
+async def _migrate_at_once(db: Database) -> None:
+    """Every pending version in one transaction (a backend with transactional DDL)."""
+    async with db.write() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        cur = await conn.execute("SELECT version FROM schema_version")
+        row = await cur.fetchone()
+        now = int(row[0]) if row else 0
+        if now > LATEST:
+            raise _newer(db, now)
+        for version, _name, statements in MIGRATIONS:
+            if version > now:
+                for stmt in statements:
+                    await conn.execute(db.dialect.ddl(stmt))
+        if row is None:
+            await conn.execute("INSERT INTO schema_version(version) VALUES (?)", (LATEST,))
+        elif now < LATEST:
+            await conn.execute("UPDATE schema_version SET version = ?", (LATEST,))

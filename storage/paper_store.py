@@ -12,9 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
-import aiosqlite
-
 from storage.db import Database
+from storage.sql import Connection
 from trading.models import Candle, Order, OrderSide, OrderStatus, PositionSide, StopOrder, StopState
 from trading.paper.engine import PaperPosition
 from trading.paper.store import FaultSettings, FaultState, ReplayState, Trade
@@ -101,7 +100,7 @@ def _where(
 class SqlPaperTx:
     """``trading.paper.PaperTx`` on one connection inside one transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, exchange: str) -> None:
+    def __init__(self, conn: Connection, exchange: str) -> None:
         self.conn = conn
         self.exchange = exchange
 
@@ -149,8 +148,10 @@ class SqlPaperTx:
     async def save_fault_state(self, state: FaultState) -> None:
         values = [getattr(state.current, c) for c in _FAULT_COLUMNS]
         await self._run(
-            f"INSERT OR REPLACE INTO paper_faults(exchange, {', '.join(_FAULT_COLUMNS)}, draws, "
-            "applied_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO paper_faults(exchange, {', '.join(_FAULT_COLUMNS)}, draws, "
+            "applied_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(exchange) DO UPDATE "
+            f"SET {', '.join(f'{c} = excluded.{c}' for c in _FAULT_COLUMNS)}, "
+            "draws = excluded.draws, applied_config = excluded.applied_config",
             *values,
             state.draws,
             json.dumps(asdict(state.applied_config), sort_keys=True),
@@ -160,8 +161,8 @@ class SqlPaperTx:
 
     async def add_market(self, symbol: str, price: float, at: float) -> None:
         await self._run(
-            "INSERT OR IGNORE INTO paper_market(exchange, symbol, last, updated_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO paper_market(exchange, symbol, last, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(exchange, symbol) DO NOTHING",
             symbol,
             price,
             at,
@@ -191,8 +192,9 @@ class SqlPaperTx:
             await self._run("DELETE FROM paper_position WHERE exchange = ? AND symbol = ?", symbol)
             return
         await self._run(
-            "INSERT OR REPLACE INTO paper_position(exchange, symbol, side, size, entry_price) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO paper_position(exchange, symbol, side, size, entry_price) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(exchange, symbol) DO UPDATE SET "
+            "side = excluded.side, size = excluded.size, entry_price = excluded.entry_price",
             symbol,
             position.side.value,
             position.size,
@@ -242,9 +244,11 @@ class SqlPaperTx:
         return None if row is None else _order(row)
 
     async def orders(self, symbol: str | None, status: OrderStatus) -> list[Order]:
+        # ties broken by insertion order: ids are the numbers of one sequence (next_id), which
+        # both backends can order by (PostgreSQL has no rowid)
         rows = await self._all(
             "SELECT * FROM paper_order WHERE exchange = ? AND status = ? "
-            "AND (? IS NULL OR symbol = ?) ORDER BY ts, rowid",
+            "AND (? IS NULL OR symbol = ?) ORDER BY ts, CAST(id AS BIGINT)",
             status.value,
             symbol,
             symbol,
@@ -293,7 +297,7 @@ class SqlPaperTx:
         rows = await self._all(
             f"SELECT * FROM paper_stop WHERE exchange = ?1 AND {state_clause} "
             "AND (?2 IS NULL OR symbol = ?2) AND (?3 IS NULL OR updated_at >= ?3) "
-            "ORDER BY updated_at, created_at, rowid",
+            "ORDER BY updated_at, created_at, CAST(id AS BIGINT)",
             symbol,
             since,
         )
@@ -401,7 +405,7 @@ class SqlPaperTx:
         else:
             rows = await self._all(
                 "SELECT * FROM (SELECT * FROM paper_candle WHERE exchange = ? AND symbol = ? "
-                "AND idx < ? ORDER BY idx DESC LIMIT ?) ORDER BY idx",
+                "AND idx < ? ORDER BY idx DESC LIMIT ?) AS recent ORDER BY idx",
                 symbol,
                 cursor,
                 limit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import Database
+from tests.pg_cluster import Cluster, ClusterUnavailable, running_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_ENV = (
@@ -22,6 +24,7 @@ SECRET_ENV = (
     "HYPERLIQUID_PRIVATE_KEY",
     "WARDEN_CONFIG",
     "WARDEN_DB",
+    "WARDEN_DATABASE_URL",
     "WARDEN_ENV_FILE",
 )
 
@@ -59,3 +62,48 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+# --- PostgreSQL: one throwaway cluster per test session, a fresh database per test ----------
+
+BACKENDS = ["sqlite", "postgresql"]
+_pg_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """Started on first use only (a run without PostgreSQL tests never starts it). Without the
+    server binaries the tests that need it fail on CI (``CI`` set) and are skipped locally."""
+    cm = running_cluster()
+    try:
+        cluster = cm.__enter__()
+    except ClusterUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        yield cluster
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new empty database on the test cluster, dropped afterwards."""
+    import psycopg
+
+    name = f"warden_t{os.getpid()}_{next(_pg_names)}"
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def backend_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """For a fixture parametrized over BACKENDS: the SQLite file, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "warden.db"
+    return str(request.getfixturevalue("pg_url"))

@@ -3,6 +3,9 @@
 Time-dependent rules (expiry, heartbeat) run on an injected clock; only the waits of
 ``acquire(wait=...)`` and the heartbeat interval use real time, and no test asserts an upper
 bound on how long anything took.
+
+Every test runs on both backends: the SQLite file and a PostgreSQL database (``db_path`` is then
+its URL), so the lease keeps I1 the same way on each.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from storage.lease import (
     parse_owner,
     pid_alive,
 )
+from tests.conftest import BACKENDS, backend_target
 from trading.lease import LeaseBusy, LeaseLost
 
 SCOPE = "paper:main"
@@ -74,6 +78,11 @@ async def row(db: Database, scope: str = SCOPE) -> dict[str, Any]:
         found = await cur.fetchone()
     assert found is not None
     return dict(found)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    return backend_target(request, tmp_path)
 
 
 @pytest.fixture

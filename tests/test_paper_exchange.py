@@ -17,7 +17,7 @@ from bot.config.schema import Config, OkxExchangeConfig, PaperExchangeConfig
 from bot.exchanges import build_exchange, build_paper_exchange, paper_settings
 from storage.db import Database
 from storage.paper_store import PaperStore
-from tests.conftest import child_env, warden_cmd
+from tests.conftest import BACKENDS, backend_target, child_env, warden_cmd
 from trading.errors import (
     DuplicateClientId,
     InsufficientFunds,
@@ -46,6 +46,12 @@ class Clock:
 def paper(db: Database, name: str = "paper", **changes: Any) -> PaperExchange:
     settings = replace(DEFAULTS, **changes)
     return PaperExchange(name, settings, PaperStore(db), clock=Clock())
+
+
+@pytest.fixture(params=BACKENDS)
+def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Every test on both backends: the SQLite file, or a PostgreSQL database (its URL)."""
+    return backend_target(request, tmp_path)
 
 
 @pytest.fixture

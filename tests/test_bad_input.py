@@ -362,8 +362,12 @@ async def test_any_command_text_gets_one_clear_answer_and_never_an_order(
     TRIED["telegram commands"] += 1
     n = len(bot_rig.fake.calls)
     bot_rig.fake.command(OWNER, text)
-    reply = await bot_rig.fake.next_message(OWNER, n, timeout=20)
-    body = str(reply.params["text"])
+    # the answer: a message, or a photo with the text as caption (/pnl, /chart)
+    reply = await bot_rig.fake.wait_for(
+        lambda calls: next((c for c in calls[n:] if c in bot_rig.fake.delivered(OWNER)), None),
+        timeout=20,
+    )
+    body = str(reply.params.get("text") or reply.params.get("caption"))
     assert "(details in the log)" not in body, (text, body)  # a bug, not a clear error
     if "usage:" in body:  # a usage error: the problem, then the usage, nothing else
         problem, usage = body.split("\n")
@@ -1328,8 +1332,10 @@ async def ask(fake: FakeTelegram, text: str, user: int = OWNER, timeout: float =
 async def _reply_after(fake: FakeTelegram, n: int, chat: int, timeout: float) -> Any:
     def reply(calls: list[Any]) -> Any:
         for c in calls[n:]:
-            mine = c.method == "sendMessage" and c.status == 200
-            if mine and int(c.params["chat_id"]) == chat and not ALERT_HEAD.match(c.params["text"]):
+            # a message, or a photo with the text as caption (/pnl); alerts are skipped
+            mine = c.method in ("sendMessage", "sendPhoto") and c.status == 200
+            text = str(c.params.get("text") or c.params.get("caption") or "")
+            if mine and int(c.params["chat_id"]) == chat and not ALERT_HEAD.match(text):
                 return c
         return None
 

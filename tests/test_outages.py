@@ -486,8 +486,13 @@ async def daemon_with_telegram(
 
 
 def telegram_alerts(fake: FakeTelegram, chat: int = OWNER) -> list[str]:
-    """The text part of each alert message the chat received (the first line is the header)."""
-    return [t.split("\n", 1)[1] for t in fake.texts(chat) if "\n" in t]
+    """The text part of each alert the chat received (the first line is the header), a
+    photo's caption included (a stop repair or emergency close carries the position chart)."""
+    texts = [
+        fake.caption(c) if c.method == "sendPhoto" else str(c.result["text"])
+        for c in fake.delivered(chat)
+    ]
+    return [t.split("\n", 1)[1] for t in texts if "\n" in t]
 
 
 async def open_and_lose_stop(daemon: Daemon) -> str:

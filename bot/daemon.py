@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -43,6 +42,7 @@ from bot.summary import audit_alerts, collect_daily_summary
 from bot.watchdog import Watchdog
 from storage.cycle_store import CycleStore
 from storage.db import Database
+from storage.errors import StorageError
 from storage.held_lease import LeaseManager
 from storage.lease import LeaseStore
 from storage.outbox import Outbox
@@ -128,7 +128,7 @@ class Daemon:
                 # a close whose process died before recording its exit (and its incident)
                 await acct.guardian.settle_interrupted_closes()
                 report = await acct.guardian.reconcile(lease)
-        except (LeaseBusy, LeaseLost, ExchangeError, sqlite3.Error) as exc:
+        except (LeaseBusy, LeaseLost, ExchangeError, StorageError) as exc:
             # a database locked past its busy timeout is a failed attempt, retried like the rest
             event(log, "reconcile.failed", logging.ERROR, scope=acct.scope, error=str(exc))
             await self._reconcile_failed(name, str(exc))
@@ -157,7 +157,7 @@ class Daemon:
         acct = self.accounts[name]
         self._reconcile_failures[name] = self._reconcile_failures.get(name, 0) + 1
         # an unwritable outbox is logged by the journal itself; the failure stays a failure
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(StorageError):
             await acct.journal.alert(
                 Severity.CRITICAL,
                 f"{acct.scope}: start-up reconciliation failed ({why}); no entries until it "
@@ -181,7 +181,7 @@ class Daemon:
                     # another agent took the store over: this one steps down (commands/run.py)
                     return
                 await fn()
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 # the database is busy beyond busy_timeout, full or broken: the job did what it
                 # could without it (an order is never sent before its intent is stored) and the
                 # next run tries again; said in one line, a traceback would add nothing

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import sys
 import time
 from typing import Protocol, TextIO
 
+from storage.errors import StorageError
 from storage.outbox import Outbox
 from trading.logfmt import event
 
@@ -41,7 +41,7 @@ class TerminalNotifier:
                 sent += 1
             try:
                 await outbox.delivered(alert.id)
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 # recorded on a later pass; the rest waits (nothing overtakes it)
                 event(
                     log,

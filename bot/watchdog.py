@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.account_gate import AccountGate
 from bot.services import Account
+from storage.errors import StorageError
 from storage.held_lease import LeaseManager
 from trading.errors import ExchangeError
 from trading.guardian import GuardReport
@@ -87,7 +87,7 @@ class Watchdog:
         acct = self.account
         try:
             return await self._tick()
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             # the database is busy beyond busy_timeout, full or broken: nothing was sent
             # without its stored intent (the intent is written first); say so in the log
             self._failed("storage")
@@ -155,7 +155,7 @@ class Watchdog:
         self._failing_since = None
         self._storage_alert_at = None
 
-    async def _storage_alert(self, exc: sqlite3.Error) -> None:
+    async def _storage_alert(self, exc: StorageError) -> None:
         """Try the outbox (re-raised every REALERT_SECONDS at most); when it cannot be written
         either, the journal logs the alert at CRITICAL: the terminal carries it."""
         now = self.monotonic()
@@ -163,7 +163,7 @@ class Watchdog:
             return
         self._storage_alert_at = now
         scope = self.account.scope
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(StorageError):
             await self.account.journal.alert(
                 Severity.CRITICAL,
                 f"watchdog {scope}: the database cannot be written ({type(exc).__name__}: "

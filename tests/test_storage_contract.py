@@ -9,6 +9,7 @@ tests/test_lease.py and the paper exchange by tests/test_paper_exchange.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from storage.journal_store import JournalStore
 from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
 from storage.migrations import LATEST, current_version
 from storage.outbox import Outbox
-from tests.conftest import BACKENDS, ROOT, backend_target, child_env
+from tests.conftest import BACKENDS, ROOT, backend_target, child_env, warden_cmd
 from trading.journal import Attribution, IntentKind, IntentStatus, Severity, StopStatus
 from trading.lease import LeaseLost
 from trading.models import OrderSide, PositionSide, StopState
@@ -364,3 +365,71 @@ async def test_fenced_write_of_a_process_that_lost_its_lease_is_refused(
         await lease.ensure()
     await lease.release()
     assert await journal.intents() == []
+
+
+# --- the real CLI on PostgreSQL -------------------------------------------------------------
+
+
+def _warden(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        warden_cmd(*args),
+        cwd=cwd,
+        env=child_env(**env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_open_at_once_on_postgresql_one_position(pg_url: str, tmp_path: Path) -> None:
+    """`warden open` on paper from two processes at once, the store in PostgreSQL through
+    ``[storage] url``: one opens (with its verified stop), the other is refused busy (75), and
+    `warden status --json` in a third process shows exactly the one position."""
+    config = tmp_path / "warden.toml"
+    config.write_text(f'[storage]\nurl = "{pg_url}"\n')
+    args = ["--config", str(config), "open", BTC, "long", "--size", "0.001"]
+    args += ["--stop", "65000", "--yes", "--json"]
+    procs = [_warden(tmp_path, *args) for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes in ([0, 75], [0, 0]), [
+        (p.returncode, err[-1500:]) for p, (_, err) in zip(procs, outs, strict=True)
+    ]
+    status = _warden(tmp_path, "--config", str(config), "status", "--json")
+    out, err = status.communicate(timeout=120)
+    assert status.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["database"] == pg_url  # no password in it: shown as it is
+    [position] = doc["positions"]
+    assert (position["symbol"], position["size"]) == (BTC, 0.001)
+    assert position["stop"]["state"] == "live"
+    assert not (tmp_path / "warden.db").exists()  # nothing went to an SQLite file
+
+
+def test_database_url_secret_is_masked_and_backup_names_pg_dump(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """$WARDEN_DATABASE_URL with a password: shown masked in --json, never printed whole;
+    `warden backup` refuses (exit 2) and names the operator's tool; `warden doctor` reports
+    the server and the schema."""
+    password = "s3cret-Pw-1234"
+    scheme, rest = pg_url.split("://", 1)
+    user, hostpath = rest.split("@", 1)
+    secret_url = f"{scheme}://{user}:{password}@{hostpath}"  # trust auth: accepted as given
+    env = {"WARDEN_DATABASE_URL": secret_url}
+    status = _warden(tmp_path, "status", "--json", **env)
+    out, err = status.communicate(timeout=120)
+    assert status.returncode == 0, err
+    assert json.loads(out)["database"] == f"{scheme}://{user}:***@{hostpath}"
+    doctor = _warden(tmp_path, "doctor", "--json", **env)
+    dout, derr = doctor.communicate(timeout=120)
+    [check] = [c for c in json.loads(dout)["checks"] if c["name"] == "database"]
+    assert check["status"] == "ok" and f"schema {LATEST}" in check["detail"], check
+    assert "PostgreSQL 1" in check["detail"]
+    backup = _warden(tmp_path, "backup", str(tmp_path), **env)
+    bout, berr = backup.communicate(timeout=120)
+    assert backup.returncode == 2, berr
+    assert "pg_dump" in berr and "pg_restore" in berr
+    for text in (out, err, dout, derr, bout, berr):
+        assert password not in text

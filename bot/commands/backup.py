@@ -22,7 +22,21 @@ from storage.errors import StorageError
 from storage.migrations import LATEST
 
 
-def _db_path(ctx: Context) -> Path:
+def postgres_refusal(database: str, command: str) -> str:
+    """What `warden backup/restore` say on PostgreSQL: the operator's tools do this there."""
+    return (
+        f"warden {command} copies the SQLite file; this store is PostgreSQL ({database}). Use "
+        "PostgreSQL's own tools: "
+        '`pg_dump --format=custom --file=warden.dump "$WARDEN_DATABASE_URL"` '
+        "while the agents run (one consistent snapshot), and with every agent stopped "
+        '`pg_restore --clean --if-exists --no-owner --dbname="$WARDEN_DATABASE_URL" warden.dump` '
+        "(README: Deploying, On PostgreSQL)"
+    )
+
+
+def _db_path(ctx: Context, command: str) -> Path:
+    if ctx.database_url is not None:
+        raise StorageError(postgres_refusal(ctx.database, command))
     path = ctx.config.storage.path
     if path == ":memory:":
         raise StorageError("[storage] path is :memory:: there is no database file")
@@ -30,7 +44,7 @@ def _db_path(ctx: Context) -> Path:
 
 
 async def backup(ctx: Context) -> int:
-    db_path, dest = _db_path(ctx), Path(ctx.args.path)
+    db_path, dest = _db_path(ctx, "backup"), Path(ctx.args.path)
     itself = dest.exists() and dest.resolve() == db_path.resolve()  # refused below, as such
     if dest.exists() and not dest.is_dir() and not itself and not ctx.args.force:
         print(
@@ -71,7 +85,7 @@ def newest_backup(folder: Path) -> Path | None:
 
 
 async def restore(ctx: Context) -> int:
-    db_path = _db_path(ctx)
+    db_path = _db_path(ctx, "restore")
     source = Path(ctx.args.path)
     if source.is_dir():
         newest = newest_backup(source)

@@ -165,6 +165,9 @@ async def _checks(ctx: Context) -> list[Check]:
     else:
         checks.append(Check("telegram", "warn", "no TELEGRAM_BOT_TOKEN: alerts go to the terminal"))
     path = ctx.config.storage.path
+    if ctx.database_url is not None:
+        checks.append(await _postgres_check(ctx))
+        return checks
     if path != ":memory:" and not Path(path).exists():
         checks.append(Check("database", "ok", f"{path}: not created yet (made on first start)"))
         return checks
@@ -197,6 +200,33 @@ async def _checks(ctx: Context) -> list[Check]:
     except StorageError as exc:
         checks.append(Check("database", "fail", str(exc)))
     return checks
+
+
+async def _postgres_check(ctx: Context) -> Check:
+    """The server reachable, its version, the schema's version (read-only: nothing created)."""
+    assert ctx.database_url is not None
+    where = ctx.database
+    try:
+        db = await Database.open(ctx.database_url, migrate=False)
+        try:
+            server = (await db.server_info())["version"]
+            version = await current_version(db)
+        finally:
+            await db.close()
+    except StorageError as exc:
+        return Check("database", "fail", str(exc))
+    head = f"{where}: PostgreSQL {server}"
+    if version > LATEST:
+        return Check(
+            "database", "fail", f"{head}, schema {version} is newer than this Warden ({LATEST})"
+        )
+    if version == 0:
+        return Check("database", "ok", f"{head}, empty: schema {LATEST} made on first start")
+    if version < LATEST:
+        return Check(
+            "database", "ok", f"{head}, schema {version}, will migrate to {LATEST} on start"
+        )
+    return Check("database", "ok", f"{head}, schema {version}")
 
 
 async def run(ctx: Context) -> int:

@@ -14,7 +14,6 @@ agent; a standby alone is not healthy, and a standby beside a healthy active one
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from bot.config import Config
 from bot.context import Context, missing_hint
 from storage.daemon_beacon import STANDBY, Beacon, BeaconStore, last_agent_cycles
 from storage.db import Database
+from storage.errors import StorageError
 from storage.lease import LeaseHolder, LeaseStore, parse_owner
 
 MIN_DEFAULT_MAX_AGE = 60.0
@@ -142,7 +142,7 @@ async def _agent(
 async def evaluate(db: Database, now: float, max_age: float) -> Report:
     try:
         beacons = await BeaconStore(db).all()
-    except sqlite3.OperationalError:  # a schema older than the meta table
+    except StorageError:  # a schema older than the meta table
         beacons = []
     running = [b for b in beacons if b.alive(now)]
     if not running:
@@ -179,7 +179,17 @@ async def run(ctx: Context) -> int:
     max_age = ctx.args.max_age or default_max_age(ctx.config)
     path = ctx.config.storage.path
     now = time.time()
-    if path == ":memory:" or not Path(path).is_file():
+    if ctx.database_url is not None:
+        try:
+            db = await Database.open(ctx.database_url, migrate=False)
+        except StorageError as exc:
+            report = Report(False, str(exc), max_age)
+        else:
+            try:
+                report = await evaluate(db, now, max_age)
+            finally:
+                await db.close()
+    elif path == ":memory:" or not Path(path).is_file():
         # not healthy (exit 1, what a container HEALTHCHECK expects), and nothing is created
         report = Report(
             False,

@@ -8,7 +8,6 @@ in the database (shared by every process on it); the config only seeds them the 
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import Any
 
@@ -21,6 +20,7 @@ from bot.config.schema import FaultsConfig, PaperExchangeConfig
 from bot.context import Context, open_db
 from bot.exchanges import build_paper_exchange, paper_settings
 from storage.db import Database
+from storage.errors import StorageError
 from trading.errors import ExchangeError
 from trading.paper.store import FaultDrift, FaultSettings, FaultState
 
@@ -111,7 +111,7 @@ async def fault_state(db: Database, name: str) -> FaultState | None:
     try:
         async with PaperStore(db).read(name) as tx:
             return await tx.fault_state()
-    except sqlite3.OperationalError:  # a schema older than the paper tables
+    except StorageError:  # a schema older than the paper tables
         return None
 
 

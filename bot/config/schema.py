@@ -25,15 +25,41 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+DEFAULT_DB_PATH = "./warden.db"
+
+
 class StorageConfig(StrictModel):
-    """Where Warden keeps its state: one SQLite file shared by every Warden process."""
+    """Where Warden keeps its state: one SQLite file shared by every Warden process (the
+    default), or a PostgreSQL database shared by agents on several hosts (`url`)."""
 
     path: str = Field(
-        "./warden.db",
+        DEFAULT_DB_PATH,
         min_length=1,
         description="the SQLite database (journal, leases, alerts, paper exchange); a relative "
         "path is read from the config file's folder; overridden by $WARDEN_DB",
     )
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="a PostgreSQL database instead of the SQLite file (postgresql://user@host/db;"
+        " everything the file holds lives there); cannot be combined with `path`; a password "
+        "belongs in $WARDEN_DATABASE_URL (a secret, which overrides this key), not here",
+        examples=["postgresql://warden@db.internal:5432/warden"],
+    )
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StorageConfig:
+        # the value is never echoed: it may carry a password
+        if self.url is None:
+            return self
+        if not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("[storage] url must be a postgresql:// URL")
+        if self.path != DEFAULT_DB_PATH:
+            raise ValueError(
+                "[storage] url and path are mutually exclusive: the store is either the SQLite "
+                "file (path) or the PostgreSQL database (url); remove one of them"
+            )
+        return self
 
 
 class LoggingConfig(StrictModel):

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -25,6 +26,22 @@ SECRET_NAMES = (
     "HYPERLIQUID_PRIVATE_KEY",
 )
 ALLOWED_USERS = "TELEGRAM_ALLOWED_USER_IDS"
+# the PostgreSQL store's URL: a secret (it may carry the password), overriding [storage] url
+DATABASE_URL = "WARDEN_DATABASE_URL"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def url_password(url: str) -> str | None:
+    """The password in a libpq URL (user:password@host or ?password=...), or None."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return None
+    if password:
+        return unquote(password)
+    found = parse_qs(parts.query).get("password")
+    return found[0] if found else None
 
 
 def _empty() -> dict[str, SecretStr]:
@@ -41,8 +58,13 @@ class Secrets:
         return v.get_secret_value() if v is not None else None
 
     def secret_strings(self) -> list[str]:
-        """Every configured secret value, for the redaction filter."""
-        return [v.get_secret_value() for v in self.values.values() if v.get_secret_value()]
+        """Every configured secret value, for the redaction filter (for the database URL also
+        its password alone, however the URL is reformatted around it)."""
+        found = [v.get_secret_value() for v in self.values.values() if v.get_secret_value()]
+        password = url_password(self.get(DATABASE_URL) or "")
+        if password:
+            found.append(password)
+        return found
 
 
 def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -60,9 +82,15 @@ def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"secrets file {path}: cannot be read ({exc})") from None
         merged.update({k: v for k, v in file_values.items() if v is not None})
-    merged.update({k: v for k, v in env.items() if k in (*SECRET_NAMES, ALLOWED_USERS)})
+    names = (*SECRET_NAMES, DATABASE_URL)
+    merged.update({k: v for k, v in env.items() if k in (*names, ALLOWED_USERS)})
 
-    values = {k: SecretStr(merged[k].strip()) for k in SECRET_NAMES if merged.get(k, "").strip()}
+    values = {k: SecretStr(merged[k].strip()) for k in names if merged.get(k, "").strip()}
+    if DATABASE_URL in values and not values[DATABASE_URL].get_secret_value().startswith(
+        POSTGRES_SCHEMES
+    ):
+        # not echoed: it is a secret
+        raise ConfigError(f"{DATABASE_URL} (environment or {path}): not a postgresql:// URL")
     secrets = Secrets(values=values)
     users = _parse_user_ids(merged.get(ALLOWED_USERS, ""), str(path), secrets.secret_strings())
     return Secrets(values=values, telegram_allowed_user_ids=users)

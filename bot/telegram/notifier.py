@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import datetime as dtm
 import logging
-import sqlite3
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.telegram.render import CAPTION_LIMIT, alert_html, fits_caption, trim
 from bot.telegram.settings import TelegramSettings
 from storage.alert_ack_store import AlertAckStore
+from storage.errors import StorageError
 from storage.outbox import Outbox, PendingAlert
 from trading.logfmt import event
 
@@ -96,7 +96,7 @@ class TelegramNotifier:
                 await self._repeat()
             except _Stop:
                 pass
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 # the database cannot be written: what was sent is remembered (above), the
                 # rest waits for the next pass
                 event(
@@ -112,7 +112,7 @@ class TelegramNotifier:
     ) -> None:
         try:
             await self.acks.record_sent(alert_id, chat_id, round_, message_id)
-        except sqlite3.Error:
+        except StorageError:
             self._unrecorded[(alert_id, chat_id, round_)] = message_id
             raise
         self._unrecorded.pop((alert_id, chat_id, round_), None)
@@ -218,7 +218,7 @@ class TelegramNotifier:
         self._quiet_until = self.monotonic() + wait
         if outbox is not None:
             # the backoff holds in memory even when the database cannot take it
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(StorageError):
                 await outbox.failed(alert_id, error, wait)
         event(
             log,

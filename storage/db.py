@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -89,9 +89,12 @@ class DatabaseMissing(StorageError):
         super().__init__(f"{text}; {hint}" if hint else text)
 
 
-class Database:
+class Database(Protocol):
     """A Warden store on one backend. ``path`` names it in messages (for PostgreSQL: the URL
-    with its password masked)."""
+    with its password masked).
+
+    A protocol, so the PostgreSQL backend provides it without importing this module (which
+    opens it): no import cycle between the seam and its backends."""
 
     path: str
     dialect: Dialect
@@ -105,22 +108,23 @@ class Database:
             return await PgDatabase.connect(str(path), migrate=migrate)
         return await SqliteDatabase.open_file(path, migrate=migrate, create=create)
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    async def close(self) -> None: ...
 
     def write(self) -> AbstractAsyncContextManager[Connection]:
-        raise NotImplementedError
+        """One transaction; writers of every process exclude each other."""
+        ...
 
     def read(self) -> AbstractAsyncContextManager[Connection]:
-        raise NotImplementedError
+        """One consistent snapshot for several reads."""
+        ...
 
     async def now(self, conn: Connection) -> float:
         """The time leases are judged by, inside a transaction of this database."""
-        raise NotImplementedError
+        ...
 
     async def server_info(self) -> dict[str, Any]:
         """What `warden doctor` shows about the backend."""
-        raise NotImplementedError
+        ...
 
 
 async def open_database(

@@ -29,13 +29,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 import psycopg.errors
 from psycopg.rows import RowMaker
 
-from storage.db import Database
 from storage.errors import StorageBusy, StorageError, StorageUnavailable
 from storage.pg_url import mask_url, strip_url
 from storage.sql import POSTGRESQL, Connection, to_postgres
@@ -123,7 +123,9 @@ class PgConnection:
         return PgCursor(cur)
 
 
-class PgDatabase(Database):
+class PgDatabase:
+    """``storage.db.Database`` on PostgreSQL."""
+
     dialect = POSTGRESQL
 
     def __init__(self, url: str) -> None:
@@ -131,6 +133,14 @@ class PgDatabase(Database):
         self.path = mask_url(url)
         self._conn: psycopg.AsyncConnection[Row] | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, migrate: bool = True, create: bool = True
+    ) -> PgDatabase:
+        """``Database.open`` for a URL; ``create`` has no meaning here (the server's database
+        exists or the connection fails: nothing is created but the schema)."""
+        return await cls.connect(str(path), migrate=migrate)
 
     @classmethod
     async def connect(cls, url: str, *, migrate: bool = True) -> PgDatabase:

@@ -178,9 +178,11 @@ async def test_journal_intents_stops_and_fencing(db: Database) -> None:
             await journal.create_stop(lease, BTC, PositionSide.LONG, 0.01, 59_000.0)
     assert len(await journal.intents(SCOPE)) == 1
 
-    await journal.record_exit(SCOPE, BTC, PositionSide.LONG, 0.01, 65_000.0, 66_000.0, "tp", 0.5)
+    await journal.record_exit(
+        SCOPE, BTC, PositionSide.LONG, 0.01, 65_000.0, 66_000.0, "signal", 0.5
+    )
     [exit_] = await journal.exits(SCOPE)
-    assert exit_["pnl"] == pytest.approx(10.0 - 0.5)
+    assert exit_.pnl == pytest.approx(10.0 - 0.5)
     assert await journal.position_owner(SCOPE, BTC) is None  # closed since
     assert await journal.desired_stop_price(SCOPE, BTC) is None
 
@@ -199,7 +201,7 @@ async def test_journal_pause_refusals_incidents_and_alerts(db: Database) -> None
 
     await journal.record_refusal(SCOPE, BTC, "open", "too big", "manual")
     [refusal] = await journal.refusals()
-    assert (refusal["action"], refusal["reason"]) == ("open", "too big")
+    assert (refusal.action, refusal.reason) == ("open", "too big")
 
     incident_id = await journal.open_incident(
         SCOPE, BTC, "unprotected_position", Attribution.EXECUTION, "no stop", cost=1.5

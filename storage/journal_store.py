@@ -17,13 +17,23 @@ from storage.outbox import CHART_INCIDENTS, ChartSubject
 from storage.sql import Connection
 from trading.journal import (
     Attribution,
+    Exit,
     Incident,
     Intent,
     IntentKind,
     IntentStatus,
+    NewAlert,
+    NewExit,
+    NewIncident,
+    Purpose,
+    Refusal,
     Severity,
     StopRecord,
     StopStatus,
+    check_intent_move,
+    check_stop_move,
+    incident_alert,
+    parse_exit_reason,
 )
 from trading.lease import LeaseGuard, LeaseLost
 from trading.logfmt import event
@@ -66,6 +76,22 @@ def _stop(row: Any) -> StopRecord:
         fail_code=row["fail_code"],
         placed_at=row["placed_at"],
         verified_at=row["verified_at"],
+    )
+
+
+def _exit(row: Any) -> Exit:
+    return Exit(
+        id=row["id"],
+        scope=row["scope"],
+        symbol=row["symbol"],
+        side=PositionSide(row["side"]),
+        size=row["size"],
+        entry_price=row["entry_price"],
+        exit_price=row["exit_price"],
+        reason=row["reason"],
+        fee=row["fee"],
+        pnl=row["pnl"],
+        at=row["at"],
     )
 
 
@@ -149,23 +175,24 @@ class JournalStore:
     # --- intents -----------------------------------------------------------------------------
 
     async def record_refusal(
-        self, scope: str, symbol: str, action: str, reason: str, purpose: str
+        self, scope: str, symbol: str, action: str, reason: str, purpose: str | Purpose
     ) -> None:
         async with self.db.write() as conn:
             await conn.execute(
                 "INSERT INTO refusal(scope, symbol, action, reason, purpose, at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (scope, symbol, action, self.redact(reason), purpose, self.clock()),
+                (scope, symbol, action, self.redact(reason), str(purpose), self.clock()),
             )
 
-    async def refusals(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def refusals(self, limit: int = 20) -> list[Refusal]:
+        """The newest refusals first."""
         async with self.db.read() as conn:
             cur = await conn.execute(
                 "SELECT scope, symbol, action, reason, purpose, at FROM refusal "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
             )
-            return [dict(r) for r in await cur.fetchall()]
+            return [Refusal(**dict(r)) for r in await cur.fetchall()]
 
     async def create_intent(
         self,
@@ -175,7 +202,7 @@ class JournalStore:
         side: OrderSide,
         size: float,
         stop_price: float | None,
-        purpose: str,
+        purpose: str | Purpose,
     ) -> Intent:
         inst = await self.instance_id()
         async with self.db.write() as conn:
@@ -193,7 +220,7 @@ class JournalStore:
                     size,
                     stop_price,
                     IntentStatus.PENDING.value,
-                    purpose,
+                    str(purpose),
                     lease.token,
                     now,
                     now,
@@ -219,6 +246,11 @@ class JournalStore:
         error: str | None = None,
     ) -> None:
         async with self.db.write() as conn:
+            cur = await conn.execute("SELECT status FROM intent WHERE id = ?", (intent_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return
+            check_intent_move(intent_id, IntentStatus(row[0]), status)
             await conn.execute(
                 "UPDATE intent SET status = ?, order_id = COALESCE(?, order_id), "
                 "filled = COALESCE(?, filled), price = COALESCE(?, price), fee = COALESCE(?, fee), "
@@ -294,6 +326,11 @@ class JournalStore:
     ) -> None:
         now = self.clock()
         async with self.db.write() as conn:
+            cur = await conn.execute("SELECT status FROM stop_placement WHERE id = ?", (stop_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return
+            check_stop_move(stop_id, StopStatus(row[0]), status)
             await conn.execute(
                 "UPDATE stop_placement SET status = ?, exchange_id = COALESCE(?, exchange_id), "
                 "api_answer = COALESCE(?, api_answer), "
@@ -314,9 +351,22 @@ class JournalStore:
                 ),
             )
 
+    async def _check_stops_move(
+        self, conn: Connection, scope: str, symbol: str, exchange_id: str, new: StopStatus
+    ) -> None:
+        """Every record of this exchange id may make the move, or ``IllegalTransition``."""
+        cur = await conn.execute(
+            "SELECT id, status FROM stop_placement WHERE scope = ? AND symbol = ? "
+            "AND exchange_id = ? ORDER BY id",
+            (scope, symbol, exchange_id),
+        )
+        for row in await cur.fetchall():
+            check_stop_move(int(row[0]), StopStatus(row[1]), new)
+
     async def mark_stop_seen_live(self, scope: str, symbol: str, exchange_id: str) -> None:
         now = self.clock()
         async with self.db.write() as conn:
+            await self._check_stops_move(conn, scope, symbol, exchange_id, StopStatus.VERIFIED)
             await conn.execute(
                 "UPDATE stop_placement SET status = ?, exchange_state = ?, checked_at = ?, "
                 "verified_at = ? WHERE scope = ? AND symbol = ? AND exchange_id = ?",
@@ -357,6 +407,7 @@ class JournalStore:
     async def mark_stop_canceled(self, scope: str, symbol: str, exchange_id: str) -> None:
         """Warden canceled this stop itself: not 'canceled outside Warden' later."""
         async with self.db.write() as conn:
+            await self._check_stops_move(conn, scope, symbol, exchange_id, StopStatus.CANCELED)
             await conn.execute(
                 "UPDATE stop_placement SET status = ?, exchange_state = ?, checked_at = ? "
                 "WHERE scope = ? AND symbol = ? AND exchange_id = ?",
@@ -418,6 +469,86 @@ class JournalStore:
 
     # --- exits, incidents, alerts --------------------------------------------------------------
 
+    async def record_event(
+        self,
+        scope: str,
+        *,
+        exit: NewExit | None = None,
+        incident: NewIncident | None = None,
+        alert: NewAlert | None = None,
+    ) -> int | None:
+        """Every part given is written in ONE transaction, or none is (I6 + unit of work):
+        the exit row, the incident row and its alert, the extra alert. Returns the incident
+        id when one was written."""
+        return (await self._event(scope, exit, incident, alert))[0]
+
+    async def _event(
+        self,
+        scope: str,
+        exit: NewExit | None,
+        incident: NewIncident | None,
+        alert: NewAlert | None,
+        *,
+        repeat_after: float = 0.0,
+    ) -> tuple[int | None, bool]:
+        """``record_event``, and whether ``alert`` was queued: with ``repeat_after``, an alert
+        whose key was queued within that many seconds is left out (a lasting condition is
+        re-raised, not spammed)."""
+        detail = self.redact(incident.detail) if incident is not None else ""
+        alerts = [incident_alert(scope, incident, detail)] if incident is not None else []
+        alerts += [alert] if alert is not None else []
+        incident_id: int | None = None
+        async with self._alerting(alerts) as conn:
+            now = self.clock()
+            if alert is not None and repeat_after > 0 and alert.key:
+                cur = await conn.execute(
+                    "SELECT 1 FROM alert_outbox WHERE key = ? AND created_at > ? LIMIT 1",
+                    (alert.key, now - repeat_after),
+                )
+                if await cur.fetchone() is not None:
+                    alert = None
+            if exit is not None:
+                await conn.execute(
+                    "INSERT INTO exit(scope, symbol, side, size, entry_price, exit_price, reason, "
+                    "fee, pnl, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        scope,
+                        exit.symbol,
+                        exit.side.value,
+                        exit.size,
+                        exit.entry_price,
+                        exit.exit_price,
+                        exit.reason_text,
+                        exit.fee,
+                        exit.pnl,
+                        now,
+                    ),
+                )
+            if incident is not None:
+                cur = await conn.execute(
+                    "INSERT INTO incident(scope, symbol, kind, attribution, cost, detail, "
+                    "opened_at, unprotected_since, resolved_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        scope,
+                        incident.symbol,
+                        incident.kind,
+                        incident.attribution.value,
+                        incident.cost,
+                        detail,
+                        now,
+                        incident.unprotected_since,
+                        now if incident.resolved else None,
+                    ),
+                )
+                incident_id = int((await cur.fetchone())[0])
+                charted = incident.kind in CHART_INCIDENTS
+                chart = ChartSubject(scope, incident.symbol) if charted else None
+                await self._alert(conn, alerts[0], now, chart)
+            if alert is not None:
+                await self._alert(conn, alert, now)
+        return incident_id, alert is not None
+
     async def record_exit(
         self,
         scope: str,
@@ -429,31 +560,16 @@ class JournalStore:
         reason: str,
         fee: float,
     ) -> None:
-        pnl = side.loss_at(entry_price, exit_price, size) - fee
-        async with self.db.write() as conn:
-            await conn.execute(
-                "INSERT INTO exit(scope, symbol, side, size, entry_price, exit_price, reason, fee, "
-                "pnl, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    scope,
-                    symbol,
-                    side.value,
-                    size,
-                    entry_price,
-                    exit_price,
-                    reason,
-                    fee,
-                    pnl,
-                    self.clock(),
-                ),
-            )
+        kind, why = parse_exit_reason(reason)
+        new = NewExit(symbol, side, size, entry_price, exit_price, kind, fee, why)
+        await self._event(scope, new, None, None)
 
-    async def exits(self, scope: str | None = None) -> list[dict[str, Any]]:
+    async def exits(self, scope: str | None = None) -> list[Exit]:
         async with self.db.read() as conn:
             cur = await conn.execute(
                 "SELECT * FROM exit WHERE (? IS NULL OR scope = ?) ORDER BY id", (scope, scope)
             )
-            return [dict(r) for r in await cur.fetchall()]
+            return [_exit(r) for r in await cur.fetchall()]
 
     async def open_incident(
         self,
@@ -468,31 +584,12 @@ class JournalStore:
         severity: Severity = Severity.CRITICAL,
         resolved: bool = False,
     ) -> int:
-        now = self.clock()
-        detail = self.redact(detail)
-        text = f"{kind} {scope} {symbol}: {detail} [attribution {attribution.value}"
-        text += f", cost {cost:.2f}]" if cost else "]"
-        key = f"incident:{scope}:{symbol}:{kind}"
-        async with self._alerting(severity, key, text) as conn:
-            cur = await conn.execute(
-                "INSERT INTO incident(scope, symbol, kind, attribution, cost, detail, opened_at, "
-                "unprotected_since, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    scope,
-                    symbol,
-                    kind,
-                    attribution.value,
-                    cost,
-                    detail,
-                    now,
-                    unprotected_since,
-                    now if resolved else None,
-                ),
-            )
-            incident_id = int((await cur.fetchone())[0])
-            chart = ChartSubject(scope, symbol) if kind in CHART_INCIDENTS else None
-            await self._alert(conn, severity, text, key, now, chart)
-            return incident_id
+        new = NewIncident(
+            symbol, kind, attribution, detail, cost, unprotected_since, severity, resolved
+        )
+        incident_id, _ = await self._event(scope, None, new, None)
+        assert incident_id is not None  # an incident was given
+        return incident_id
 
     async def resolve_incidents(self, scope: str, symbol: str, note: str) -> int:
         now = self.clock()
@@ -505,7 +602,8 @@ class JournalStore:
                 (now, note, scope, symbol),
             )
             if cur.rowcount:
-                await self._alert(conn, Severity.INFO, text, f"resolved:{scope}:{symbol}", now)
+                resolved = NewAlert(Severity.INFO, text, f"resolved:{scope}:{symbol}")
+                await self._alert(conn, resolved, now)
             return cur.rowcount
 
     async def incidents(self, scope: str | None = None, limit: int = 100) -> list[Incident]:
@@ -521,55 +619,42 @@ class JournalStore:
     ) -> bool:
         """Queue an alert; with ``repeat_after``, an alert with the same key queued within that
         many seconds suppresses this one (a lasting condition is re-raised, not spammed)."""
-        async with self._alerting(severity, key, text) as conn:
-            now = self.clock()
-            if repeat_after > 0 and key:
-                cur = await conn.execute(
-                    "SELECT 1 FROM alert_outbox WHERE key = ? AND created_at > ? LIMIT 1",
-                    (key, now - repeat_after),
-                )
-                if await cur.fetchone() is not None:
-                    return False
-            await self._alert(conn, severity, text, key, now)
-            return True
+        new = NewAlert(severity, text, key)
+        _, queued = await self._event("", None, None, new, repeat_after=repeat_after)
+        return queued
 
     @asynccontextmanager
-    async def _alerting(self, severity: Severity, key: str, text: str) -> AsyncIterator[Connection]:
-        """A write transaction that queues an alert. When the database cannot be written (busy
-        beyond busy_timeout, disk full) the alert cannot reach the outbox: it goes to the log at
-        CRITICAL instead, so the terminal carries it, and the error is raised on."""
+    async def _alerting(self, alerts: list[NewAlert]) -> AsyncIterator[Connection]:
+        """A write transaction that queues ``alerts``. When the database cannot be written
+        (busy beyond busy_timeout, disk full) they cannot reach the outbox: they go to the log
+        at CRITICAL instead, so the terminal carries them, and the error is raised on."""
         try:
             async with self.db.write() as conn:
                 yield conn
         except StorageError as exc:
-            event(
-                log,
-                "alert.not_stored",
-                logging.CRITICAL,
-                severity=severity.value,
-                key=key,
-                text=self.redact(text),
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            for a in alerts:
+                event(
+                    log,
+                    "alert.not_stored",
+                    logging.CRITICAL,
+                    severity=a.severity.value,
+                    key=a.key,
+                    text=self.redact(a.text),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             raise
 
     async def _alert(
-        self,
-        conn: Connection,
-        severity: Severity,
-        text: str,
-        key: str,
-        now: float,
-        chart: ChartSubject | None = None,
+        self, conn: Connection, alert: NewAlert, now: float, chart: ChartSubject | None = None
     ) -> None:
         await conn.execute(
             "INSERT INTO alert_outbox(created_at, severity, key, text, next_attempt_at, "
             "chart_scope, chart_symbol) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 now,
-                severity.value,
-                key,
-                self.redact(text),
+                alert.severity.value,
+                alert.key,
+                self.redact(alert.text),
                 now,
                 chart.scope if chart else None,
                 chart.symbol if chart else None,

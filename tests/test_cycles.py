@@ -195,8 +195,8 @@ async def test_strategy_enters_with_verified_stop_exits_on_signal_and_records_ev
     assert await rig.exchange.positions() == []
     assert await rig.live_stops() == []  # the exit took its stop with it
     (ex,) = await rig.journal.exits(SCOPE)
-    assert ex["symbol"] == ETH and ex["reason"] == "signal" and ex["side"] == "long"
-    assert ex["exit_price"] < ex["entry_price"]  # 2025 - slippage vs 2050 + slippage
+    assert ex.symbol == ETH and ex.reason == "signal" and ex.side == "long"
+    assert ex.exit_price < ex.entry_price  # 2025 - slippage vs 2050 + slippage
     # one record per run, oldest first: start, end, outcome, the decisions with their reasons
     records = list(reversed(await rig.cycles.recent("momo", 50)))
     assert [r.outcome for r in records] == outcomes

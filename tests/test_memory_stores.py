@@ -18,7 +18,17 @@ from storage.journal_store import JournalStore
 from storage.lease import LeaseStore
 from storage.paper_store import PaperStore
 from trading.backtest import InProcessLease, MemoryJournal, MemoryPaperStore
-from trading.journal import Attribution, IntentKind, IntentStatus, Severity, StopStatus
+from trading.journal import (
+    Attribution,
+    ExitReason,
+    IntentKind,
+    IntentStatus,
+    NewAlert,
+    NewExit,
+    NewIncident,
+    Severity,
+    StopStatus,
+)
 from trading.lease import LeaseGuard
 from trading.marketdata import read_bundled
 from trading.models import OrderSide, PositionSide, StopState
@@ -154,7 +164,25 @@ async def journal_script(j: Any, lease: LeaseGuard, clock: StepClock) -> list[An
     await rec(j.resolve_incidents(scope, BTC, "fixed again"))
     await rec(j.alert(Severity.WARNING, "hello", "k", repeat_after=10))
     await rec(j.alert(Severity.WARNING, "hello", "k", repeat_after=10))
-    await rec(j.record_exit(scope, BTC, PositionSide.LONG, 0.01, 61_000.0, 60_000.0, "stop", 0.3))
+    await rec(j.record_refusal(scope, ETH, "open", "trading is paused", "cycle b"))
+    await rec(j.refusals())
+    await rec(
+        j.record_exit(scope, BTC, PositionSide.LONG, 0.01, 61_000.0, 60_000.0, "stop_loss", 0.3)
+    )
+    await rec(
+        j.record_event(
+            scope,
+            exit=NewExit(
+                ETH, PositionSide.SHORT, 0.1, 2_000.0, 2_100.0, ExitReason.EMERGENCY, 0.2, "x"
+            ),
+            incident=NewIncident(ETH, "emergency_close", Attribution.EXECUTION, "d", cost=5.0),
+            alert=NewAlert(Severity.INFO, "closed", "close:ETH"),
+        )
+    )
+    await rec(j.exits(scope))
+    await rec(j.incidents(scope))
+    await rec(outcome(j.finish_intent(e1.id, IntentStatus.UNKNOWN)))  # filled is final
+    await rec(outcome(j.update_stop(s2.id, StopStatus.ACKED)))  # canceled is final
     await rec(j.position_owner(scope, BTC))
     await rec(j.desired_stop_price(scope, BTC))
     await rec(j.last_entry(scope, BTC))

@@ -381,12 +381,12 @@ async def test_a_fired_stop_is_recorded_as_the_exit_at_its_fill_price(rig: Rig) 
         f"{BTC_SYM}: stop {rig.stops('effective')[0]['algoId']} fired, exit recorded at 65500.0"
     ], report
     [exit_] = await rig.journal.exits(SCOPE)
-    assert (exit_["exit_price"], exit_["entry_price"], exit_["reason"]) == (
+    assert (exit_.exit_price, exit_.entry_price, exit_.reason) == (
         65_500.0,
         69_060.0,
         "stop_loss",
     )
-    assert exit_["fee"] == pytest.approx(0.05 * 65_500 * 0.0005)
+    assert exit_.fee == pytest.approx(0.05 * 65_500 * 0.0005)
     assert (await rig.reconcile()).clean
 
 

@@ -165,12 +165,12 @@ async def check_one_position_and_its_stop_out(
         )
         # the loser's refusal is on record
         [refusal] = await journal.refusals()
-        assert refusal["action"] == "open" and refusal["symbol"] == BTC
+        assert refusal.action == "open" and refusal.symbol == BTC
         if lost_code == 75:
-            assert "held by" in refusal["reason"] and "busy" in lost_err
+            assert "held by" in refusal.reason and "busy" in lost_err
             assert len(await LeaseStore(db).refusals()) == 1
         else:
-            assert "already exists" in refusal["reason"]
+            assert "already exists" in refusal.reason
         assert len(await journal.intents(SCOPE)) == 1
 
         # the market falls through the stop: one position's loss, not two
@@ -249,7 +249,7 @@ async def test_silent_stop_with_the_level_already_passed_is_an_emergency_close(
     assert incident.cost == pytest.approx((fill - ETH_STOP) * ETH_SIZE)  # about $7.08
     assert incident.unprotected_since is not None and incident.resolved_at is not None
     [exit_] = await rig.journal.exits(SCOPE)
-    assert exit_["exit_price"] == fill and exit_["reason"].startswith("emergency(")
+    assert exit_.exit_price == fill and exit_.reason.startswith("emergency(")
 
 
 async def test_unnoticed_silent_stop_found_by_the_guardian_after_the_level_passed(

@@ -335,7 +335,7 @@ async def _read_through_repositories(db: Database, k: int) -> None:
         ("wdabc123s1", "algo-1", NOW - 36)
     ]
     assert [i.kind for i in await journal.incidents(SCOPE)] == ["stop_placement_failed"]
-    assert [e["pnl"] for e in await journal.exits(SCOPE)] == [-3.37]
+    assert [e.pnl for e in await journal.exits(SCOPE)] == [-3.37]
     due = await Outbox(db, clock=lambda: NOW).due()
     assert [a.text for a in due] == ["stop placement failed"]
     assert [a.chart for a in due] == [None]  # written before alerts named a chart: text only

@@ -14,14 +14,25 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from trading.journal import Attribution, Incident, Intent, IntentKind, StopRecord
+from trading.journal import (
+    Attribution,
+    Exit,
+    ExitReason,
+    Incident,
+    Intent,
+    IntentKind,
+    Purpose,
+    PurposeKind,
+    StopRecord,
+    exit_reason_text,
+    is_emergency_reason,
+)
 from trading.models import Fill, OrderSide, PositionSide, StopOrder
 from trading.stops import emergency_cost
 
 EPS = 1e-9  # base units: below this a position is flat
 MATCH_WINDOW = 120.0  # seconds from an intent's fill to the exit / incident rows written after it
 DEFAULT_SLIPPAGE_BOUND_BPS = 10.0
-EMERGENCY_PREFIX = "emergency close: "
 T = TypeVar("T")
 
 
@@ -76,6 +87,10 @@ class ExitNote:  # a row of the journal's exit table: why Warden closed a positi
     reason: str
     at: float
 
+    @property
+    def is_emergency(self) -> bool:
+        return is_emergency_reason(self.reason)
+
 
 @dataclass(frozen=True)
 class JournalView:
@@ -99,8 +114,8 @@ class JournalView:
             (e.at, e)
             for e in self.exits
             if e.symbol == intent.symbol
-            and e.reason.startswith("emergency(") == emergency
-            and e.reason != "stop_loss"
+            and e.is_emergency == emergency
+            and e.reason != ExitReason.STOP_LOSS
         ]
         return _nearest(near, intent.updated_at)
 
@@ -124,7 +139,7 @@ class AccountingJournal(Protocol):
 
     async def intents(self, scope: str | None = None, limit: int = 100) -> list[Intent]: ...
     async def stops_for(self, scope: str, symbol: str, limit: int = 20) -> list[StopRecord]: ...
-    async def exits(self, scope: str | None = None) -> list[dict[str, Any]]: ...
+    async def exits(self, scope: str | None = None) -> list[Exit]: ...
     async def incidents(self, scope: str | None = None, limit: int = 100) -> list[Incident]: ...
 
 
@@ -144,18 +159,14 @@ async def read_journal(
     triggers = {r.exchange_id: r.trigger_price for r in records if r.exchange_id}
     mine = {r.client_id for r in records}
     triggers.update({s.id: s.trigger_price for s in history if s.client_id in mine})
-    exits = tuple(
-        ExitNote(str(e["symbol"]), str(e["reason"]), float(e["at"]))
-        for e in await journal.exits(scope)
-    )
+    exits = tuple(ExitNote(e.symbol, e.reason, e.at) for e in await journal.exits(scope))
     incidents = tuple(await journal.incidents(scope, limit=1_000_000))
     return JournalView(intents, triggers, exits, incidents, dict(decision_prices or {}))
 
 
 def strategy_of(purpose: str) -> str:
     """The strategy a purpose names: 'cycle NAME' -> NAME; any other (cli, telegram): manual."""
-    name = purpose.removeprefix("cycle ").strip()
-    return name if purpose.startswith("cycle ") and name else "manual"
+    return Purpose.parse(purpose).owner
 
 
 def exit_reason(fill: Fill, view: JournalView) -> str:
@@ -169,8 +180,15 @@ def exit_reason(fill: Fill, view: JournalView) -> str:
     if note is not None:
         return note.reason
     if intent.kind is IntentKind.EMERGENCY_CLOSE:
-        return f"emergency({intent.purpose.removeprefix(EMERGENCY_PREFIX)})"
-    return "signal" if intent.purpose.startswith("cycle ") else "manual"
+        return exit_reason_text(ExitReason.EMERGENCY, _emergency_why(intent))
+    cycle = intent.typed_purpose.kind is PurposeKind.CYCLE
+    return (ExitReason.SIGNAL if cycle else ExitReason.MANUAL).value
+
+
+def _emergency_why(intent: Intent) -> str:
+    """An emergency close's reason; its whole purpose when it was not stored as one."""
+    purpose = intent.typed_purpose
+    return purpose.why if purpose.kind is PurposeKind.EMERGENCY else purpose.text
 
 
 @dataclass(frozen=True)
@@ -275,7 +293,7 @@ def _emergency(
 ) -> list[Fault]:
     """The incident's recorded cost (an execution fault's), else the same from the level."""
     incident = view.emergency_incident(intent)
-    why = f"beyond the stop level ({intent.purpose.removeprefix(EMERGENCY_PREFIX)})"
+    why = f"beyond the stop level ({_emergency_why(intent)})"
     if incident is not None:
         if incident.attribution is not Attribution.EXECUTION:
             return []

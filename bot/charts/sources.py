@@ -93,16 +93,8 @@ async def _trades(
             side = PositionSide.LONG if i.side is OrderSide.BUY else PositionSide.SHORT
             marks.append(TradeMark(i.updated_at, i.price, MarkKind.ENTRY, side, i.filled or i.size))
     for e in await src.journal.exits(src.scope):
-        if e["symbol"] == symbol:
-            marks.append(
-                TradeMark(
-                    float(e["at"]),
-                    float(e["exit_price"]),
-                    MarkKind.EXIT,
-                    PositionSide(e["side"]),
-                    float(e["size"]),
-                )
-            )
+        if e.symbol == symbol:
+            marks.append(TradeMark(e.at, e.exit_price, MarkKind.EXIT, e.side, e.size))
     inside = sorted((m for m in marks if start <= m.ts <= end), key=lambda m: m.ts)
     return inside, len(marks) - len(inside)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from bot.charts.model import EquityChartData, EquitySeries
 from bot.charts.series import anchored_equity
 from bot.telegram.render import b, esc, money, num, utc_day
 from bot.telegram.services import BotServices
 from trading.errors import ExchangeError
+from trading.journal import Exit
 
 DEFAULT_DAYS = 30
 
@@ -23,12 +23,10 @@ class PnlSummary:
 
 
 def equity_points(
-    exits: list[dict[str, Any]], equity_now: float, since: float, now: float
+    exits: list[Exit], equity_now: float, since: float, now: float
 ) -> tuple[tuple[float, float], ...]:
     """One account's equity curve from its realised P&L, ending at today's equity."""
-    return anchored_equity(
-        ((float(e["at"]), float(e["pnl"])) for e in exits), equity_now, since, now
-    )
+    return anchored_equity(((e.at, e.pnl) for e in exits), equity_now, since, now)
 
 
 async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
@@ -40,10 +38,10 @@ async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
     equity_total = 0.0
     currencies: set[str] = set()
     for acct in svc.accounts.values():
-        exits = [e for e in await acct.journal.exits(acct.scope) if float(e["at"]) >= since]
-        realised = sum(float(e["pnl"]) for e in exits)
-        fees = sum(float(e["fee"]) for e in exits)
-        won = sum(1 for e in exits if float(e["pnl"]) > 0)
+        exits = [e for e in await acct.journal.exits(acct.scope) if e.at >= since]
+        realised = sum(e.pnl for e in exits)
+        fees = sum(e.fee for e in exits)
+        won = sum(1 for e in exits if e.pnl > 0)
         lines += [
             "",
             f"{b(acct.name)}: realised {esc(money(realised))} after fees {num(fees)}"
@@ -51,7 +49,7 @@ async def pnl_summary(svc: BotServices, days: int | None) -> PnlSummary:
         ]
         by_symbol: dict[str, list[float]] = defaultdict(list)
         for e in exits:
-            by_symbol[str(e["symbol"])].append(float(e["pnl"]))
+            by_symbol[e.symbol].append(e.pnl)
         for symbol, pnls in sorted(by_symbol.items()):
             lines.append(f"   {esc(symbol)}: {esc(money(sum(pnls)))} ({len(pnls)})")
         try:

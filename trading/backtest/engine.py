@@ -288,5 +288,5 @@ async def run_backtest(
         start=min(opens),
         end=times[-1],
         errors=errors[:20],
-        incidents=sum(len(s.journal.incidents) for s in sims),
+        incidents=sum(s.journal.incident_count for s in sims),
     )

@@ -16,7 +16,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from trading.backtest.memory_stops import MemoryStopRecords
-from trading.journal import Attribution, Incident, Intent, IntentKind, IntentStatus, Severity
+from trading.journal import (
+    Attribution,
+    Exit,
+    Incident,
+    Intent,
+    IntentKind,
+    IntentStatus,
+    NewAlert,
+    NewExit,
+    NewIncident,
+    Purpose,
+    Refusal,
+    Severity,
+    check_intent_move,
+    incident_alert,
+    parse_exit_reason,
+)
 from trading.lease import LeaseGuard
 from trading.models import OrderSide, PositionSide
 
@@ -38,20 +54,6 @@ class Alert:
     severity: Severity
     key: str
     text: str
-
-
-@dataclass(frozen=True)
-class Exit:
-    scope: str
-    symbol: str
-    side: PositionSide
-    size: float
-    entry_price: float
-    exit_price: float
-    reason: str
-    fee: float
-    pnl: float
-    at: float
 
 
 @dataclass
@@ -77,9 +79,9 @@ class MemoryJournal(MemoryStopRecords):
         self._unresolved: dict[int, None] = {}
         self._symbols: dict[tuple[str, str], _Symbol] = {}
         self._last_alert: dict[str, float] = {}
-        self.refusals: list[tuple[str, str, str, str, str, float]] = []
-        self.exits: list[Exit] = []
-        self.incidents: dict[int, Incident] = {}
+        self._refusals: list[Refusal] = []
+        self._exits: list[Exit] = []
+        self._incidents: dict[int, Incident] = {}
         self.alerts: list[Alert] = []
 
     def _sym(self, scope: str, symbol: str) -> _Symbol:
@@ -100,9 +102,16 @@ class MemoryJournal(MemoryStopRecords):
     # --- intents -----------------------------------------------------------------------------
 
     async def record_refusal(
-        self, scope: str, symbol: str, action: str, reason: str, purpose: str
+        self, scope: str, symbol: str, action: str, reason: str, purpose: str | Purpose
     ) -> None:
-        self.refusals.append((scope, symbol, action, self.redact(reason), purpose, self.clock()))
+        now = self.clock()
+        self._refusals.append(
+            Refusal(scope, symbol, action, self.redact(reason), str(purpose), now)
+        )
+
+    async def refusals(self, limit: int = 20) -> list[Refusal]:
+        """The newest refusals first."""
+        return self._refusals[::-1][:limit] if limit > 0 else []
 
     async def create_intent(
         self,
@@ -112,7 +121,7 @@ class MemoryJournal(MemoryStopRecords):
         side: OrderSide,
         size: float,
         stop_price: float | None,
-        purpose: str,
+        purpose: str | Purpose,
     ) -> Intent:
         intent_id = len(self._intents) + 1
         intent = Intent(
@@ -125,7 +134,7 @@ class MemoryJournal(MemoryStopRecords):
             client_id=f"wd{self.instance}{_KIND_LETTER[kind]}{intent_id}",
             status=IntentStatus.PENDING,
             stop_price=stop_price,
-            purpose=purpose,
+            purpose=str(purpose),
             updated_at=self.clock(),
         )
         self._intents[intent_id] = _IntentRow(intent)
@@ -148,6 +157,7 @@ class MemoryJournal(MemoryStopRecords):
         row = self._intents.get(intent_id)
         if row is None:
             return
+        check_intent_move(intent_id, row.intent.status, status)
         old = row.intent
         row.intent = replace(
             old,
@@ -218,6 +228,79 @@ class MemoryJournal(MemoryStopRecords):
 
     # --- exits, incidents, alerts --------------------------------------------------------------
 
+    async def record_event(
+        self,
+        scope: str,
+        *,
+        exit: NewExit | None = None,
+        incident: NewIncident | None = None,
+        alert: NewAlert | None = None,
+    ) -> int | None:
+        """Every part given is written, or none is: each is built before any is stored."""
+        return self._event(scope, exit, incident, alert)[0]
+
+    def _event(
+        self,
+        scope: str,
+        exit: NewExit | None,
+        incident: NewIncident | None,
+        alert: NewAlert | None,
+        *,
+        repeat_after: float = 0.0,
+    ) -> tuple[int | None, bool]:
+        """``record_event``, and whether ``alert`` was queued (``repeat_after``: as the SQL
+        journal, an alert whose key was queued within that many seconds is left out)."""
+        now = self.clock()
+        if alert is not None and repeat_after > 0 and alert.key:
+            last = self._last_alert.get(alert.key)
+            if last is not None and last > now - repeat_after:
+                alert = None
+        alerts = [alert] if alert is not None else []
+        new_exit = stored = None
+        if exit is not None:
+            e = exit
+            new_exit = Exit(
+                len(self._exits) + 1,
+                scope,
+                e.symbol,
+                e.side,
+                e.size,
+                e.entry_price,
+                e.exit_price,
+                e.reason_text,
+                e.fee,
+                e.pnl,
+                now,
+            )
+        if incident is not None:
+            i, detail = incident, self.redact(incident.detail)
+            stored = Incident(
+                len(self._incidents) + 1,
+                scope,
+                i.symbol,
+                i.kind,
+                i.attribution,
+                i.cost,
+                detail,
+                now,
+                i.unprotected_since,
+                resolved_at=now if i.resolved else None,
+            )
+            alerts.insert(0, incident_alert(scope, incident, detail))
+        queued = [Alert(now, a.severity, a.key, self.redact(a.text)) for a in alerts]
+        # everything is built: from here on nothing can fail half-way
+        if new_exit is not None:
+            self._exits.append(new_exit)
+            sym = self._sym(scope, new_exit.symbol)
+            sym.last_exit_at = now if sym.last_exit_at is None else max(sym.last_exit_at, now)
+        if stored is not None:
+            self._incidents[stored.id] = stored
+            if stored.resolved_at is None:
+                self._sym(scope, stored.symbol).open_incidents.append(stored.id)
+        for q in queued:
+            self._queue(q)
+        return (stored.id if stored is not None else None), alert is not None
+
     async def record_exit(
         self,
         scope: str,
@@ -229,13 +312,13 @@ class MemoryJournal(MemoryStopRecords):
         reason: str,
         fee: float,
     ) -> None:
-        now = self.clock()
-        pnl = side.loss_at(entry_price, exit_price, size) - fee
-        self.exits.append(
-            Exit(scope, symbol, side, size, entry_price, exit_price, reason, fee, pnl, now)
+        kind, why = parse_exit_reason(reason)
+        self._event(
+            scope, NewExit(symbol, side, size, entry_price, exit_price, kind, fee, why), None, None
         )
-        sym = self._sym(scope, symbol)
-        sym.last_exit_at = now if sym.last_exit_at is None else max(sym.last_exit_at, now)
+
+    async def exits(self, scope: str | None = None) -> list[Exit]:
+        return [e for e in self._exits if scope is None or e.scope == scope]
 
     async def open_incident(
         self,
@@ -250,15 +333,21 @@ class MemoryJournal(MemoryStopRecords):
         severity: Severity = Severity.CRITICAL,
         resolved: bool = False,
     ) -> int:
-        now, detail, incident_id = self.clock(), self.redact(detail), len(self.incidents) + 1
-        row = (incident_id, scope, symbol, kind, attribution, cost, detail, now, unprotected_since)
-        self.incidents[incident_id] = Incident(*row, resolved_at=now if resolved else None)
-        if not resolved:
-            self._sym(scope, symbol).open_incidents.append(incident_id)
-        text = f"{kind} {scope} {symbol}: {detail} [attribution {attribution.value}"
-        text += f", cost {cost:.2f}]" if cost else "]"
-        self._alert(severity, text, f"incident:{scope}:{symbol}:{kind}", now)
+        new = NewIncident(
+            symbol, kind, attribution, detail, cost, unprotected_since, severity, resolved
+        )
+        incident_id, _ = self._event(scope, None, new, None)
+        assert incident_id is not None  # an incident was given
         return incident_id
+
+    async def incidents(self, scope: str | None = None, limit: int = 100) -> list[Incident]:
+        """Newest first, as the SQL journal."""
+        rows = (self._incidents[i] for i in sorted(self._incidents, reverse=True))
+        return [i for i in rows if scope is None or i.scope == scope][: max(0, limit)]
+
+    @property
+    def incident_count(self) -> int:
+        return len(self._incidents)
 
     async def resolve_incidents(self, scope: str, symbol: str, note: str) -> int:
         sym = self._sym(scope, symbol)
@@ -266,26 +355,22 @@ class MemoryJournal(MemoryStopRecords):
             return 0
         now = self.clock()
         for i in sym.open_incidents:
-            self.incidents[i] = replace(self.incidents[i], resolved_at=now)
+            self._incidents[i] = replace(self._incidents[i], resolved_at=now)
         count = len(sym.open_incidents)
         sym.open_incidents = []
-        self._alert(
-            Severity.INFO, f"resolved {scope} {symbol}: {note}", f"resolved:{scope}:{symbol}", now
-        )
+        text = self.redact(f"resolved {scope} {symbol}: {note}")
+        self._queue(Alert(now, Severity.INFO, f"resolved:{scope}:{symbol}", text))
         return count
 
     async def alert(
         self, severity: Severity, text: str, key: str = "", repeat_after: float = 0.0
     ) -> bool:
-        now = self.clock()
-        if repeat_after > 0 and key:
-            last = self._last_alert.get(key)
-            if last is not None and last > now - repeat_after:
-                return False
-        self._alert(severity, text, key, now)
-        return True
+        new = NewAlert(severity, text, key)
+        return self._event("", None, None, new, repeat_after=repeat_after)[1]
 
-    def _alert(self, severity: Severity, text: str, key: str, now: float) -> None:
-        self.alerts.append(Alert(now, severity, key, self.redact(text)))
-        last = self._last_alert.get(key)
-        self._last_alert[key] = now if last is None else max(last, now)
+    def _queue(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        last = self._last_alert.get(alert.key)
+        self._last_alert[alert.key] = (
+            alert.created_at if last is None else max(last, alert.created_at)
+        )

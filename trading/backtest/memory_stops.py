@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from trading.journal import StopRecord, StopStatus
+from trading.journal import StopRecord, StopStatus, check_stop_move
 from trading.lease import LeaseGuard
 from trading.models import PositionSide, StopState
 
@@ -85,6 +85,7 @@ class MemoryStopRecords:
         row = self._stops.get(stop_id)
         if row is None:
             return
+        check_stop_move(stop_id, row.record.status, status)
         now = self.clock()
         if exchange_id is not None:
             self._set_exchange_id(row, exchange_id)
@@ -101,7 +102,13 @@ class MemoryStopRecords:
         if exchange_state is not None:
             row.checked_at = now
 
+    def _check_move(self, scope: str, symbol: str, exchange_id: str, new: StopStatus) -> None:
+        """Every record of this exchange id may make the move, or ``IllegalTransition``."""
+        for stop_id in sorted(self._stops_by_exchange_id.get((scope, symbol, exchange_id), ())):
+            check_stop_move(stop_id, self._stops[stop_id].record.status, new)
+
     async def mark_stop_seen_live(self, scope: str, symbol: str, exchange_id: str) -> None:
+        self._check_move(scope, symbol, exchange_id, StopStatus.VERIFIED)
         now = self.clock()
         for stop_id in self._stops_by_exchange_id.get((scope, symbol, exchange_id), ()):
             row = self._stops[stop_id]
@@ -118,6 +125,7 @@ class MemoryStopRecords:
 
     async def mark_stop_canceled(self, scope: str, symbol: str, exchange_id: str) -> None:
         """Warden canceled this stop itself: not 'canceled outside Warden' later."""
+        self._check_move(scope, symbol, exchange_id, StopStatus.CANCELED)
         now = self.clock()
         for stop_id in self._stops_by_exchange_id.get((scope, symbol, exchange_id), ()):
             row = self._stops[stop_id]

@@ -65,7 +65,9 @@ async def test_run_serves_the_owner_and_delivers_alerts_to_telegram(tmp_path: Pa
             lambda calls: [
                 c
                 for c in calls
-                if c.method == "sendMessage" and "failCode 1000" in str(c.params.get("text"))
+                # the stop repair alert: a photo (the position chart) with the text as caption
+                if c.method in ("sendMessage", "sendPhoto")
+                and "failCode 1000" in str(c.params.get("text") or c.params.get("caption"))
             ],
             30,
         )

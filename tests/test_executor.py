@@ -263,12 +263,12 @@ async def test_refusals_are_recorded_and_nothing_is_sent(
     assert res.outcome is Outcome.REFUSED
     assert reason in res.detail
     [refusal] = await rig.journal.refusals()
-    assert (refusal["symbol"], refusal["action"], refusal["purpose"]) == (
+    assert (refusal.symbol, refusal.action, refusal.purpose) == (
         symbol,
         "open",
         "scheduled",
     )
-    assert reason in refusal["reason"]
+    assert reason in refusal.reason
     assert not await sent_anything(rig.paper)
     assert await rig.journal.intents(SCOPE) == []
     assert await rig.paper.positions() == []
@@ -285,7 +285,7 @@ async def test_existing_position_on_the_symbol_is_never_added_to(rig: Rig) -> No
     assert await all_orders(rig.paper) == before
     assert [p.size for p in await rig.paper.positions()] == [0.002]
     assert await rig.paper.open_stops() == []
-    assert "already exists" in (await rig.journal.refusals())[0]["reason"]
+    assert "already exists" in (await rig.journal.refusals())[0].reason
 
 
 async def test_a_second_open_of_the_same_symbol_is_refused(rig: Rig) -> None:
@@ -485,8 +485,8 @@ async def test_no_live_stop_after_every_attempt_means_emergency_close(rig: Rig) 
     # closed above the stop level: nothing lost beyond it (the cost the stop would have capped)
     assert incident.cost == 0.0 and incident.resolved_at is not None
     [exit_] = await rig.journal.exits(SCOPE)
-    assert exit_["reason"].startswith("emergency(") and exit_["exit_price"] == 69025.5
-    assert exit_["pnl"] < 0  # fees and slippage of the forced round trip
+    assert exit_.reason.startswith("emergency(") and exit_.exit_price == 69025.5
+    assert exit_.pnl < 0  # fees and slippage of the forced round trip
     crit = [a for a in await alerts(rig.db) if a["severity"] == "critical"]
     assert crit and "emergency_close" in crit[-1]["text"] and "execution" in crit[-1]["text"]
 
@@ -657,14 +657,14 @@ async def test_close_symbol_cancels_its_stops_and_closes_reduce_only(rig: Rig) -
     order = await rig.paper.get_order(BTC, client_id=close_intent.client_id)
     assert order is not None and order.reduce_only and order.side is SELL
     [exit_] = await rig.journal.exits(SCOPE)
-    assert (exit_["symbol"], exit_["reason"], exit_["size"], exit_["exit_price"]) == (
+    assert (exit_.symbol, exit_.reason, exit_.size, exit_.exit_price) == (
         BTC,
         "manual",
         0.001,
         69025.5,
     )
-    assert exit_["entry_price"] == 69094.5
-    assert exit_["pnl"] == pytest.approx((69025.5 - 69094.5) * 0.001 - order.fee)
+    assert exit_.entry_price == 69094.5
+    assert exit_.pnl == pytest.approx((69025.5 - 69094.5) * 0.001 - order.fee)
 
 
 async def test_close_all(rig: Rig) -> None:
@@ -677,7 +677,7 @@ async def test_close_all(rig: Rig) -> None:
         (ETH, Outcome.CLOSED),
     ]
     assert await rig.paper.positions() == [] and await rig.paper.open_stops() == []
-    assert {e["symbol"] for e in await rig.journal.exits(SCOPE)} == {BTC, ETH}
+    assert {e.symbol for e in await rig.journal.exits(SCOPE)} == {BTC, ETH}
 
 
 async def test_close_with_no_position_sends_nothing(rig: Rig) -> None:

@@ -256,7 +256,7 @@ async def test_level_already_passed_means_emergency_close_with_its_cost(rig: Rig
     assert emergency.attribution is Attribution.EXTERNAL  # the stop was removed outside Warden
     assert all(i.resolved_at is not None for i in kinds.values())
     [exit_] = await rig.journal.exits(SCOPE)
-    assert exit_["reason"].startswith("emergency(") and exit_["exit_price"] == fill
+    assert exit_.reason.startswith("emergency(") and exit_.exit_price == fill
 
 
 ALL_READS = ("markets", "positions", "open_stops", "ticker", "get_stop", "balance")
@@ -398,12 +398,12 @@ async def test_a_fired_stop_is_recorded_as_a_stop_loss_exit(rig: Rig) -> None:
     report = await rig.reconcile()
 
     [exit_] = await rig.journal.exits(SCOPE)
-    assert exit_["reason"] == "stop_loss"
-    assert exit_["exit_price"] == fired.fill.average_price  # the fill, slippage included
-    assert exit_["entry_price"] == entry.price
-    assert exit_["fee"] == pytest.approx(fired.fill.fee)
+    assert exit_.reason == "stop_loss"
+    assert exit_.exit_price == fired.fill.average_price  # the fill, slippage included
+    assert exit_.entry_price == entry.price
+    assert exit_.fee == pytest.approx(fired.fill.fee)
     expected = (fired.fill.average_price - entry.price) * 0.001 - fired.fill.fee
-    assert exit_["pnl"] == pytest.approx(expected)
+    assert exit_.pnl == pytest.approx(expected)
     assert any("fired, exit recorded" in a for a in report.actions)
     assert any(a["key"].startswith("stop-loss:") for a in await alerts(rig.db))
     # the closed trade leaves nothing behind for the next position on the symbol

@@ -39,6 +39,7 @@ from trading.adapters.hyperliquid_parse import (
 from trading.errors import (
     AuthError,
     NetworkError,
+    NotSent,
     RateLimited,
     Rejected,
     StopWouldTrigger,
@@ -290,9 +291,9 @@ async def test_without_credentials_only_public_data_works() -> None:
         for read in (ex.positions, ex.balance, ex.open_stops):
             with pytest.raises(AuthError, match="public data only"):
                 await read()
-        with pytest.raises(Rejected, match="not sent"):
+        with pytest.raises(NotSent, match="not sent"):
             await ex.place_market_order(BTC, BUY, 0.001, "wd0a1b2ce1")
-        with pytest.raises(Rejected, match="not sent"):
+        with pytest.raises(NotSent, match="not sent"):
             await ex.place_stop(BTC, SELL, 0.001, 65600.0, "wd0a1b2cs1")
     finally:
         await ex.close()
@@ -304,7 +305,7 @@ async def test_builder_fee_and_referrer_are_switched_off_on_the_client(venue: Ve
     for option, value in GRANT_OPTIONS.items():
         assert venue.ex.client.options[option] == value
     assert venue.ex.client.options["maxRetriesOnFailure"] == 0
-    with pytest.raises(Rejected, match="never approves"):
+    with pytest.raises(NotSent, match="never approves"):
         await venue.ex.client.approve_builder_fee("0x" + "11" * 20, "0.1%")
     assert "PRIVATE" not in repr(venue.ex) and PRIVATE_KEY not in repr(venue.ex)
 
@@ -425,7 +426,7 @@ async def test_exchange_refusals_keep_the_exchanges_reason(venue: Venue) -> None
         await venue.ex.place_market_order(BTC, BUY, 0.0001, "wd0a1b2ce1")
     with pytest.raises(Rejected, match="Reduce only order would increase position"):
         await venue.ex.place_market_order(BTC, SELL, 0.001, "wd0a1b2cc2", reduce_only=True)
-    with pytest.raises(Rejected, match="not a Hyperliquid USDC perpetual"):
+    with pytest.raises(NotSent, match="not a Hyperliquid USDC perpetual"):
         await venue.ex.place_market_order("BTC/USDT:USDT", BUY, 0.001, "wd0a1b2ce3")
     assert len(venue.fake.order_actions()) == 2  # the unknown symbol was never sent
     assert venue.fake.orders == {}
@@ -688,7 +689,7 @@ async def test_a_stop_whose_limit_would_not_lie_beyond_its_trigger_is_never_sent
     try:
         await long_btc(v)
         sent = len(v.fake.actions)
-        with pytest.raises(Rejected, match=r"not sent.*wrong side of its trigger"):
+        with pytest.raises(NotSent, match=r"not sent.*wrong side of its trigger"):
             await v.ex.place_stop(BTC, SELL, 0.001, 65600.0, "wd0a1b2cs2")
         assert len(v.fake.actions) == sent
     finally:

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from trading.adapters.hyperliquid import HyperliquidExchange
 from trading.adapters.hyperliquid_parse import latest_by_oid, parse_fill, to_cloid
-from trading.errors import Rejected, StopWouldTrigger
+from trading.errors import NotSent, StopWouldTrigger
 from trading.models import (
     LeverageSetting,
     OrderSide,
@@ -314,7 +314,7 @@ async def test_an_entry_sets_leverage_then_reads_the_recorded_fill(connect: Conn
         },
     )
     ex = await connect(replay, leverage=3, margin_mode="cross")
-    with pytest.raises(Rejected, match="not sent: cannot read the HYPE/USDC:USDC mid price"):
+    with pytest.raises(NotSent, match="not sent: cannot read the HYPE/USDC:USDC mid price"):
         await ex.place_market_order(perp("HYPE"), OrderSide.SELL, 1.0, "wd0a1b2ce1")
     assert [a["type"] for a in replay.actions] == ["updateLeverage"]
 

@@ -27,6 +27,7 @@ from trading.errors import (
     DuplicateClientId,
     InsufficientFunds,
     NetworkError,
+    NotSent,
     RateLimited,
     Rejected,
     StopWouldTrigger,
@@ -133,9 +134,9 @@ async def test_sizes_go_out_in_contracts_and_come_back_in_base_units(
 async def test_a_size_okx_cannot_take_is_refused_before_sending(
     fake: FakeOkx, okx: OkxExchange, size: float, why: str
 ) -> None:
-    with pytest.raises(Rejected, match=why):
+    with pytest.raises(NotSent, match=why):
         await okx.place_market_order(BTC_SYM, BUY, size, "wdtest1e1")
-    with pytest.raises(Rejected, match=why):
+    with pytest.raises(NotSent, match=why):
         await okx.place_stop(BTC_SYM, SELL, size, 65_000.0, "wdtest1s1")
     assert fake.calls("POST", "trade/order") == fake.calls("POST", "trade/order-algo") == []
 
@@ -162,7 +163,7 @@ def test_contract_conversion_is_exact_both_ways(size: float) -> None:
 
 async def test_a_bad_client_id_is_refused_before_sending(fake: FakeOkx, okx: OkxExchange) -> None:
     for bad in ("wd-1", "x" * 33, ""):
-        with pytest.raises(Rejected, match="letters and digits"):
+        with pytest.raises(NotSent, match="letters and digits"):
             await okx.place_market_order(BTC_SYM, BUY, 0.01, bad)
     assert fake.calls("POST", "trade/order") == []
 

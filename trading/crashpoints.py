@@ -14,7 +14,10 @@ The points, in the order an entry passes them:
 - ``after_fill_recorded``: the entry's fill is in the journal, no stop placed yet
 - ``after_stop_sent``: the exchange accepted a stop, the journal does not know its id yet
 - ``during_verification``: a stop was placed and acknowledged, not yet read back
-- ``during_emergency_close``: the emergency close order was sent, its exit not recorded
+- ``during_emergency_close``: the emergency close order filled and its intent is settled,
+  its exit, incident and alert not recorded
+- ``after_emergency_record``: the emergency close's exit, incident and alert were recorded
+  (one transaction), the process has not returned yet
 
 Closes pass ``after_close_sent`` / ``after_emergency_close_sent`` (the same spot as
 ``after_entry_sent``) and ``after_intent_stored`` too: ``after_intent_stored:2`` is the
@@ -34,6 +37,7 @@ POINTS = (
     "after_stop_sent",
     "during_verification",
     "during_emergency_close",
+    "after_emergency_record",
     "after_close_sent",
     "after_emergency_close_sent",
 )

@@ -35,6 +35,18 @@ class UnknownOutcome(ExchangeError):
         self.client_id = client_id
 
 
+class NotSent(ExchangeError):
+    """Refused before anything left this process: the request failed a local check (a size
+    that is not a multiple of the step, a client id the venue would not take, a symbol the
+    adapter does not know, a price that is not positive, no credentials to sign with). The
+    exchange never saw it, so there is no exchange code and nothing to look up by client id;
+    sending the same request again is refused the same way."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if message.startswith("not sent") else f"not sent: {message}")
+        self.reason = message
+
+
 class Rejected(ExchangeError):
     """The exchange refused the request; ``code`` is the exchange's own code when it gave one."""
 

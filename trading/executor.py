@@ -16,9 +16,18 @@ from enum import StrEnum
 
 from trading import retry
 from trading.accounting import closing_pnl
-from trading.errors import ExchangeError
 from trading.guardian import Guardian
-from trading.journal import Attribution, IntentKind, IntentStatus, Journal, Severity
+from trading.journal import (
+    Attribution,
+    ExitReason,
+    IntentKind,
+    IntentStatus,
+    Journal,
+    NewAlert,
+    NewExit,
+    Severity,
+    parse_exit_reason,
+)
 from trading.lease import LeaseGuard
 from trading.logfmt import event
 from trading.models import Market, Position, PositionSide
@@ -34,6 +43,7 @@ class Outcome(StrEnum):
     PROTECTED = "protected"  # filled, stop read back live
     REFUSED = "refused"  # a guard said no; nothing was sent
     REJECTED = "rejected"  # the exchange refused the entry
+    NOT_SENT = "not_sent"  # refused locally (an adapter's own check): nothing left the process
     EMERGENCY_CLOSED = "emergency_closed"  # filled, no live stop could be had, closed
     STOPPED_OUT = "stopped_out"  # filled, the stop went live and fired before the read-back
     UNRESOLVED = "unresolved"  # the entry's outcome is still unknown; nothing resent
@@ -177,6 +187,8 @@ class Executor:
             purpose=purpose,
             stop_price=stop,
         )
+        if sent.not_sent:
+            return ExecResult(Outcome.NOT_SENT, symbol, f"entry refused locally: {sent.error}")
         if sent.status is IntentStatus.REJECTED:
             return ExecResult(Outcome.REJECTED, symbol, f"entry rejected: {sent.error}")
         if not sent.filled or sent.order is None:
@@ -287,28 +299,19 @@ class Executor:
     async def close(
         self, lease: LeaseGuard, target: str, reason: str, purpose: str
     ) -> list[ExecResult]:
+        exit_reason, _ = parse_exit_reason(reason)  # a reason it cannot record: before any write
         positions = await retry.read(self.exchange.positions)
         chosen = [p for p in positions if target == "all" or p.symbol == target]
         if not chosen:
             return [ExecResult(Outcome.NOTHING, target, "no open position")]
-        return [await self._close_one(lease, p, reason, purpose) for p in chosen]
+        return [await self._close_one(lease, p, exit_reason, purpose) for p in chosen]
 
     async def _close_one(
-        self, lease: LeaseGuard, p: Position, reason: str, purpose: str
+        self, lease: LeaseGuard, p: Position, reason: ExitReason, purpose: str
     ) -> ExecResult:
-        for s in await retry.read(lambda: self.exchange.open_stops(p.symbol)):
-            await lease.ensure()
-            try:
-                await self.exchange.cancel_stop(s.symbol, s.id)
-                await self.journal.mark_stop_canceled(self.scope, s.symbol, s.id)
-            except ExchangeError as exc:
-                event(
-                    log,
-                    "executor.cancel_stop_failed",
-                    logging.WARNING,
-                    stop_id=s.id,
-                    error=str(exc),
-                )
+        stops = await retry.read(lambda: self.exchange.open_stops(p.symbol))
+        # a stop that will not cancel is logged there; the close goes ahead (reduce-only)
+        await self.keeper.cancel_stops(lease, self.scope, stops)
         sent = await self.sender.send(
             lease,
             IntentKind.CLOSE,
@@ -324,17 +327,10 @@ class Executor:
             # before the exit is recorded: from then on the position has no owner
             owned = await self.journal.position_owner(self.scope, p.symbol) is not None
             entry = await self.journal.last_entry(self.scope, p.symbol) if owned else None
-            await self.journal.record_exit(
-                self.scope,
-                p.symbol,
-                p.side,
-                sent.order.filled,
-                p.entry_price,
-                price,
-                reason,
-                sent.order.fee,
+            exit_ = NewExit(
+                p.symbol, p.side, sent.order.filled, p.entry_price, price, reason, sent.order.fee
             )
-            event(log, "executor.closed", symbol=p.symbol, price=price, reason=reason)
+            # read before the write: the exit and its alert are one event, one transaction
             pnl = await closing_pnl(
                 self.exchange,
                 entry,
@@ -344,12 +340,14 @@ class Executor:
                 sent.order.fee,
                 p.entry_price,
             )
-            await self.journal.alert(
+            alert = NewAlert(
                 Severity.INFO,
-                f"closed {p.side.value} {sent.order.filled} {p.symbol} at {price} ({reason}); "
-                f"P&L {pnl:+.2f} after fees",
+                f"closed {p.side.value} {sent.order.filled} {p.symbol} at {price} "
+                f"({exit_.reason_text}); P&L {pnl:+.2f} after fees",
                 f"exit:{p.symbol}",
             )
+            await self.journal.record_event(self.scope, exit=exit_, alert=alert)
+            event(log, "executor.closed", symbol=p.symbol, price=price, reason=reason)
             return ExecResult(
                 Outcome.CLOSED,
                 p.symbol,

@@ -18,14 +18,33 @@ from functools import partial
 
 from trading import retry
 from trading.accounting import closing_pnl
-from trading.attribution import EMERGENCY_PREFIX
 from trading.errors import ExchangeError
+from trading.guard_plan import (
+    LEVEL_PASSED,
+    Action,
+    CancelStop,
+    EmergencyClose,
+    Facts,
+    IgnoreStaleLevel,
+    Keep,
+    KeepTraderStop,
+    NoteTraderStop,
+    PlaceStop,
+    RaiseUnprotected,
+    needs_diagnosis,
+    plan,
+    plan_orphans,
+)
 from trading.journal import (
     Attribution,
+    ExitReason,
     Intent,
     IntentKind,
     IntentStatus,
     Journal,
+    NewAlert,
+    NewExit,
+    NewIncident,
     Severity,
     StopRecord,
     StopStatus,
@@ -42,7 +61,7 @@ from trading.models import (
     StopState,
 )
 from trading.port import ExchangePort
-from trading.protection import classify, describe
+from trading.protection import describe
 from trading.settings import StopPolicy
 from trading.stops import StopKeeper, StopOutcome, emergency_cost
 
@@ -60,11 +79,6 @@ class GuardReport:
     @property
     def clean(self) -> bool:
         return not self.actions and not self.errors
-
-
-def _default_level(p: Position, percent: float, market: Market) -> float:
-    factor = 1 - percent / 100 if p.side is PositionSide.LONG else 1 + percent / 100
-    return market.round_price(p.entry_price * factor)
 
 
 class Guardian:
@@ -126,26 +140,22 @@ class Guardian:
             except ExchangeError as exc:
                 report.errors.append(f"{p.symbol}: {exc}")
         await self._settle_fired(held, symbols, report)
-        for s in stops:
-            if s.symbol in held or (symbols is not None and s.symbol not in symbols):
-                continue
-            if not s.placed_by_warden:
-                self._note_trader_stop(s, "no position; left in place (Warden never cancels it)")
-                continue
-            if await self._cancel(lease, s, report):
+        wanted = [s for s in stops if symbols is None or s.symbol in symbols]
+        for action in plan_orphans(wanted, held):
+            if isinstance(action, NoteTraderStop):
+                self._note_trader_stop(action.stop, action.verdict)
+            elif isinstance(action, CancelStop) and await self._cancel(lease, action.stop, report):
+                s = action.stop
                 report.actions.append(f"{s.symbol}: canceled orphan stop {s.id} (no position)")
                 event(log, "guardian.orphan_canceled", symbol=s.symbol, stop_id=s.id)
         return report
 
     async def _cancel(self, lease: LeaseGuard, s: StopOrder, report: GuardReport) -> bool:
-        """Cancel a stop Warden no longer wants, remembering that Warden did it."""
-        await lease.ensure()
-        try:
-            await self.exchange.cancel_stop(s.symbol, s.id)
-        except ExchangeError as exc:
-            report.errors.append(f"{s.symbol}: cancel of stop {s.id} failed: {exc}")
+        """Cancel a stop Warden no longer wants (the keeper remembers that Warden did it)."""
+        [(_, error)] = await self.keeper.cancel_stops(lease, self.scope, [s])
+        if error is not None:
+            report.errors.append(f"{s.symbol}: cancel of stop {s.id} failed: {error}")
             return False
-        await self.journal.mark_stop_canceled(self.scope, s.symbol, s.id)
         return True
 
     async def _settle_fired(
@@ -190,15 +200,17 @@ class Guardian:
         price = sum(f.price * f.size for f in fills) / size if fills else stop.trigger_price
         fee = sum(f.fee for f in fills)
         entry_price = entry.price if entry is not None and entry.price else price
-        await self.journal.record_exit(
-            self.scope, symbol, side, size, entry_price, price, "stop_loss", fee
-        )
+        # read before the write: the exit and its alert are one event, one transaction
         pnl = await closing_pnl(self.exchange, entry, side, size, price, fee, entry_price)
-        await self.journal.alert(
-            Severity.INFO,
-            f"stop hit {symbol}: {side.value} {size} closed at {price} "
-            f"(stop {stop.trigger_price}); P&L {pnl:+.2f} after fees",
-            f"stop-loss:{stop.id}",
+        await self.journal.record_event(
+            self.scope,
+            exit=NewExit(symbol, side, size, entry_price, price, ExitReason.STOP_LOSS, fee),
+            alert=NewAlert(
+                Severity.INFO,
+                f"stop hit {symbol}: {side.value} {size} closed at {price} "
+                f"(stop {stop.trigger_price}); P&L {pnl:+.2f} after fees",
+                f"stop-loss:{stop.id}",
+            ),
         )
         report.actions.append(f"{symbol}: stop {stop.id} fired, exit recorded at {price}")
 
@@ -234,35 +246,34 @@ class Guardian:
             fee = order.fee if order is not None else 0.0
             side = PositionSide.LONG if close.side is OrderSide.SELL else PositionSide.SHORT
             entry_price = entry.price or price
-            if close.kind is IntentKind.EMERGENCY_CLOSE:
-                why = close.purpose.removeprefix(EMERGENCY_PREFIX)
-                reason = f"emergency({why})"
-            else:
-                reason = "signal" if close.purpose.startswith("cycle ") else "manual"
-            await self.journal.record_exit(
-                self.scope, symbol, side, size, entry_price, price, reason, fee
-            )
-            if close.kind is IntentKind.EMERGENCY_CLOSE:
+            purpose = close.typed_purpose
+            emergency = close.kind is IntentKind.EMERGENCY_CLOSE
+            reason = ExitReason.EMERGENCY if emergency else ExitReason.of_close(purpose)
+            exit_ = NewExit(symbol, side, size, entry_price, price, reason, fee, why=purpose.why)
+            # the exit and its incident (or its alert) are one event: one transaction
+            if emergency:
                 level = entry.stop_price
                 cost = emergency_cost(side, level, price, size) if level else 0.0
-                await self.journal.open_incident(
-                    self.scope,
+                incident = NewIncident(
                     symbol,
                     "emergency_close",
                     Attribution.EXECUTION,
-                    f"{side.value} {size} closed at {price} (stop level {level}): {why}; "
-                    f"recorded at start-up: its process stopped before recording it",
+                    f"{side.value} {size} closed at {price} (stop level {level}): "
+                    f"{purpose.why}; recorded at start-up: its process stopped before "
+                    "recording it",
                     cost=cost,
                     resolved=True,
                 )
+                await self.journal.record_event(self.scope, exit=exit_, incident=incident)
             else:
                 pnl = await closing_pnl(self.exchange, entry, side, size, price, fee, entry_price)
-                await self.journal.alert(
+                alert = NewAlert(
                     Severity.INFO,
-                    f"closed {side.value} {size} {symbol} at {price} ({reason}, recorded at "
-                    f"start-up); P&L {pnl:+.2f} after fees",
+                    f"closed {side.value} {size} {symbol} at {price} ({exit_.reason_text}, "
+                    f"recorded at start-up); P&L {pnl:+.2f} after fees",
                     f"exit:{symbol}",
                 )
+                await self.journal.record_event(self.scope, exit=exit_, alert=alert)
             done.append(f"{symbol}: {close.kind.value} {close.client_id} exit recorded at {price}")
             event(
                 log,
@@ -299,122 +310,143 @@ class Guardian:
         report: GuardReport,
         last: float,
     ) -> bool:
+        """Read (the journal's level, and the diagnosis when unprotected), plan, act."""
         desired = await self.journal.desired_stop_price(self.scope, p.symbol)
-        if desired is not None and not p.side.stop_is_protective(desired, p.entry_price):
-            # a level on the wrong side of this position's entry belongs to another position
-            # (an earlier trade, the other side): it would 'pass' at once and close this one
-            event(
-                log,
-                "guardian.stale_level_ignored",
-                logging.WARNING,
-                symbol=p.symbol,
-                stop=desired,
-                side=p.side,
-                entry=p.entry_price,
-            )
-            desired = None
-        prot = classify(p, live, market, last)
-        ours = [s for s in live if s.placed_by_warden]
-        for s, unfit in prot.theirs_unfit:
-            self._note_trader_stop(s, f"does not protect the position ({unfit}); left in place")
-        if prot.ours_fit:
-            good = prot.ours_fit
-            keep = min(good, key=lambda s: abs(s.trigger_price - (desired or s.trigger_price)))
-            for s in ours:
-                if s is not keep and await self._cancel(lease, s, report):
-                    report.actions.append(f"{p.symbol}: canceled extra stop {s.id}")
-            await self._mark_live(p.symbol, keep)
-            await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
-            return True
-        if prot.theirs_fit:
-            # the trader's own stop protects the position (documented policy in
-            # trading/protection.py): no second stop; Warden's own unfit ones are removed
-            for s in ours:
-                if await self._cancel(lease, s, report):
-                    report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
-            self._note_trader_stop(prot.theirs_fit[0], "protects the position; Warden adds none")
-            await self.journal.resolve_incidents(
-                self.scope, p.symbol, "protected by the trader's own stop"
-            )
-            return True
+        facts = Facts(self.policy.default_stop_percent)
+        if needs_diagnosis(p, live, market, last):
+            ours = [s for s in live if s.placed_by_warden]
+            why, attribution = await self._why_unprotected(p, ours, market)
+            since = await self._unprotected_since(p.symbol)
+            facts = Facts(self.policy.default_stop_percent, why, attribution, since)
+        protected = False
+        for action in plan(p, live, desired, market, last, facts):
+            protected = await self._act(lease, p, action, report, last)
+        return protected
 
-        why, attribution = await self._why_unprotected(p, ours, market)
-        if desired is None:
-            sized = [s for s in live if s.side is p.side.exit_side]
-            desired = (
-                sized[0].trigger_price
-                if sized
-                else _default_level(p, self.policy.default_stop_percent, market)
-            )
-        since = await self._unprotected_since(p.symbol)
-        await self.journal.open_incident(
-            self.scope,
-            p.symbol,
-            "unprotected_position",
-            attribution,
-            f"{p.side.value} {p.size}: {why}; repairing (stop {desired}, last {last})",
-            unprotected_since=since,
-        )
-        event(
-            log,
-            "guardian.unprotected",
-            logging.ERROR,
-            symbol=p.symbol,
-            why=why,
-            attribution=attribution,
-            stop=desired,
-            last=last,
-        )
-        result = await self.keeper.place_verified(lease, p.symbol, p.side, p.size, desired)
+    async def _act(
+        self, lease: LeaseGuard, p: Position, action: Action, report: GuardReport, last: float
+    ) -> bool:
+        """Carry out one planned action; True when the position is protected after it."""
+        match action:
+            case IgnoreStaleLevel(level):
+                event(
+                    log,
+                    "guardian.stale_level_ignored",
+                    logging.WARNING,
+                    symbol=p.symbol,
+                    stop=level,
+                    side=p.side,
+                    entry=p.entry_price,
+                )
+            case NoteTraderStop(stop, verdict):
+                self._note_trader_stop(stop, verdict)
+            case CancelStop(stop, why):
+                if await self._cancel(lease, stop, report) and why in ("extra", "unfit"):
+                    report.actions.append(f"{p.symbol}: canceled {why} stop {stop.id}")
+            case Keep(stop):
+                await self._mark_live(p.symbol, stop)
+                await self.journal.resolve_incidents(self.scope, p.symbol, "live stop verified")
+                return True
+            case KeepTraderStop(stop):
+                self._note_trader_stop(stop, "protects the position; Warden adds none")
+                await self.journal.resolve_incidents(
+                    self.scope, p.symbol, "protected by the trader's own stop"
+                )
+                return True
+            case RaiseUnprotected(why, attribution, level, _, since):
+                await self.journal.open_incident(
+                    self.scope,
+                    p.symbol,
+                    "unprotected_position",
+                    attribution,
+                    f"{p.side.value} {p.size}: {why}; repairing (stop {level}, last {last})",
+                    unprotected_since=since,
+                )
+                event(
+                    log,
+                    "guardian.unprotected",
+                    logging.ERROR,
+                    symbol=p.symbol,
+                    why=why,
+                    attribution=attribution,
+                    stop=level,
+                    last=last,
+                )
+            case PlaceStop():
+                return await self._place(lease, p, action, report, last)
+            case EmergencyClose(level, why, attribution, since, reason):
+                closed = await self._emergency_close(
+                    lease, p, level, f"{why}; {reason}", attribution, since
+                )
+                report.actions.append(f"{p.symbol}: emergency close ({reason}): {closed}")
+        return False
+
+    async def _place(
+        self, lease: LeaseGuard, p: Position, action: PlaceStop, report: GuardReport, last: float
+    ) -> bool:
+        level, why = action.level, action.why
+        result = await self.keeper.place_verified(lease, p.symbol, p.side, action.size, level)
         if result.outcome is StopOutcome.VERIFIED:
             assert result.stop is not None
-            for s in ours:
+            for s in action.replaces:
                 if await self._cancel(lease, s, report):
                     report.actions.append(f"{p.symbol}: canceled unfit stop {s.id}")
-            for s, unfit in prot.theirs_unfit:
+            for s, unfit in action.left_in_place:
                 report.actions.append(
                     f"{p.symbol}: your own stop {s.id} ({describe(s)}) left in place: {unfit}"
                 )
             await self.journal.resolve_incidents(
-                self.scope, p.symbol, f"stop re-placed and verified live at {desired}"
+                self.scope, p.symbol, f"stop re-placed and verified live at {level}"
             )
-            report.actions.append(f"{p.symbol}: placed verified stop at {desired} ({why})")
+            report.actions.append(f"{p.symbol}: placed verified stop at {level} ({why})")
             return True
         if result.outcome is StopOutcome.TRIGGERED:
             # the new stop was live and the market reached it during the read-back: the
             # position was closed by its stop; stops left without a position are orphans for
             # the next run, nothing is to be emergency-closed
             await self.journal.resolve_incidents(
-                self.scope, p.symbol, f"stop at {desired} went live and fired"
+                self.scope, p.symbol, f"stop at {level} went live and fired"
             )
-            report.actions.append(f"{p.symbol}: placed stop at {desired} fired at once ({why})")
+            report.actions.append(f"{p.symbol}: placed stop at {level} fired at once ({why})")
             return False
         if result.outcome is StopOutcome.REFUSED:
             # refused as "would trigger" with the level not passed (a fresh price says so):
             # the incident stays open and is re-raised; the next run retries, and closes at
             # market only once the price really is beyond the level
             report.errors.append(
-                f"{p.symbol}: NO live stop: the exchange refused every placement at {desired} "
+                f"{p.symbol}: NO live stop: the exchange refused every placement at {level} "
                 f"though the price ({last}) has not reached it; retrying, not closing"
             )
             return False
         reason = (
-            "stop level already passed"
+            LEVEL_PASSED
             if result.outcome is StopOutcome.LEVEL_PASSED
             else "no live stop after " + "; ".join(result.failures)
         )
-        for s in ours:
+        for s in action.replaces:
             await self._cancel(lease, s, report)
-        res = await self.keeper.emergency_close(
-            lease, p, self.scope, f"{why}; {reason}", desired, attribution, since
+        closed = await self._emergency_close(
+            lease, p, level, f"{why}; {reason}", action.attribution, action.since
         )
-        report.actions.append(
-            f"{p.symbol}: emergency close ({reason}): {res.status.value}"
-            + (f" at {res.order.average_price}" if res.order else "")
+        report.actions.append(f"{p.symbol}: emergency close ({reason}): {closed}")
+        return False
+
+    async def _emergency_close(
+        self,
+        lease: LeaseGuard,
+        p: Position,
+        level: float,
+        why: str,
+        attribution: Attribution,
+        since: float | None,
+    ) -> str:
+        """The last resort (I4); returns how it went, for the report."""
+        res = await self.keeper.emergency_close(
+            lease, p, self.scope, why, level, attribution, since
         )
         if res.filled:
             await self.journal.resolve_incidents(self.scope, p.symbol, "position closed")
-        return False
+        return res.status.value + (f" at {res.order.average_price}" if res.order else "")
 
     async def _mark_live(self, symbol: str, stop: StopOrder) -> None:
         """Record that this stop was read back live. A placement whose process died after the

@@ -1,6 +1,7 @@
 """Sending one market order the only safe way (I2): persisted intent with a deterministic
-client id first, the lease checked right before the write, an unknown outcome resolved by
-asking the exchange for that client id — never by sending again."""
+client id first, the write sent through the lease's gate (trading/fenced.py), an unknown
+outcome resolved by asking the exchange for that client id — never by sending again. A request
+refused before it left the process (``NotSent``) is settled as rejected and says so."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 from trading import retry
 from trading.crashpoints import crash_point
-from trading.errors import DuplicateClientId, ExchangeError, Rejected, UnknownOutcome
+from trading.errors import DuplicateClientId, ExchangeError, NotSent, Rejected, UnknownOutcome
+from trading.fenced import FencedExchange
 from trading.journal import Intent, IntentKind, IntentStatus, Journal
 from trading.lease import LeaseGuard
 from trading.logfmt import event
@@ -27,6 +29,9 @@ class SendResult:
     order: Order | None  # None: rejected, or the outcome could not be established
     status: IntentStatus
     error: str | None = None
+    # refused before anything left the process (NotSent): the exchange never saw it; the
+    # intent is settled as rejected, with the local reason as its error
+    not_sent: bool = False
 
     @property
     def filled(self) -> bool:
@@ -62,11 +67,22 @@ class OrderSender:
             lease, kind, symbol, side, size, stop_price, purpose
         )
         crash_point("after_intent_stored")
-        await lease.ensure()
         try:
-            order = await self.exchange.place_market_order(
+            order = await FencedExchange(self.exchange, lease).place_market_order(
                 symbol, side, size, intent.client_id, reduce_only=reduce_only
             )
+        except NotSent as exc:
+            # a local check refused it: nothing to look up by client id, nothing to resolve
+            event(
+                log,
+                "order.not_sent",
+                logging.WARNING,
+                client_id=intent.client_id,
+                symbol=symbol,
+                error=str(exc),
+            )
+            await self.journal.finish_intent(intent.id, IntentStatus.REJECTED, error=str(exc))
+            return SendResult(intent, None, IntentStatus.REJECTED, str(exc), not_sent=True)
         except UnknownOutcome as exc:
             crash_point(f"after_{kind.value}_sent")
             event(

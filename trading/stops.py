@@ -16,8 +16,19 @@ from enum import StrEnum
 
 from trading import retry
 from trading.crashpoints import crash_point
-from trading.errors import DuplicateClientId, ExchangeError, Rejected, StopWouldTrigger
-from trading.journal import Attribution, IntentKind, Journal, StopRecord, StopStatus
+from trading.errors import DuplicateClientId, ExchangeError, NotSent, Rejected, StopWouldTrigger
+from trading.fenced import FencedExchange
+from trading.journal import (
+    Attribution,
+    ExitReason,
+    IntentKind,
+    Journal,
+    NewExit,
+    NewIncident,
+    Purpose,
+    StopRecord,
+    StopStatus,
+)
 from trading.lease import LeaseGuard
 from trading.logfmt import event
 from trading.models import Position, PositionSide, StopAck, StopOrder, StopState
@@ -92,13 +103,26 @@ class StopKeeper:
                 return result
             record = await self.journal.create_stop(lease, symbol, side, size, trigger)
             result.record = record
-            await lease.ensure()
             if started is None:
                 started = self.clock()
             try:
-                ack = await self.exchange.place_stop(
+                ack = await FencedExchange(self.exchange, lease).place_stop(
                     symbol, side.exit_side, size, trigger, record.client_id
                 )
+            except NotSent as exc:
+                # refused by a local check, never sent: the same request would be refused the
+                # same way, so no further attempt; no live stop can be had this way
+                await self.journal.update_stop(record.id, StopStatus.REJECTED, api_answer=str(exc))
+                result.failures.append(f"attempt {attempt}: {exc}")
+                event(
+                    log,
+                    "stop.not_sent",
+                    logging.ERROR,
+                    symbol=symbol,
+                    attempt=attempt,
+                    error=str(exc),
+                )
+                return result
             except StopWouldTrigger as exc:
                 # Hyperliquid answers "Invalid TP/SL price" for a limit on the wrong side of the
                 # trigger too, and did for every trigger order of a coin during an incident
@@ -254,6 +278,33 @@ class StopKeeper:
             event(log, "stop.read_back_failed", logging.WARNING, symbol=symbol, error=str(exc))
             return None
 
+    async def cancel_stops(
+        self, lease: LeaseGuard, scope: str, stops: list[StopOrder]
+    ) -> list[tuple[StopOrder, ExchangeError | None]]:
+        """Cancel stops Warden no longer wants, one by one, each remembered as canceled by
+        Warden (so a position left behind is attributed to execution, not to somebody else).
+        A failed cancel does not stop the others: each stop comes back with its error or None.
+        ``LeaseLost`` ends the loop: a lost lease writes nothing more."""
+        fenced = FencedExchange(self.exchange, lease)
+        done: list[tuple[StopOrder, ExchangeError | None]] = []
+        for s in stops:
+            try:
+                await fenced.cancel_stop(s.symbol, s.id)
+            except ExchangeError as exc:
+                event(
+                    log,
+                    "stop.cancel_failed",
+                    logging.WARNING,
+                    symbol=s.symbol,
+                    stop_id=s.id,
+                    error=str(exc),
+                )
+                done.append((s, exc))
+                continue
+            await self.journal.mark_stop_canceled(scope, s.symbol, s.id)
+            done.append((s, None))
+        return done
+
     async def emergency_close(
         self,
         lease: LeaseGuard,
@@ -264,7 +315,11 @@ class StopKeeper:
         attribution: Attribution,
         unprotected_since: float | None = None,
     ) -> SendResult:
-        """Reduce-only market close; an incident with its cost and a critical alert, always."""
+        """Reduce-only market close; an incident with its cost and a critical alert, always.
+
+        The exit, the incident and its alert are one event, written in one transaction: a crash
+        can leave the close unrecorded (start-up repair then records all three), never the exit
+        recorded without its alert."""
         res = await self.sender.send(
             lease,
             IntentKind.EMERGENCY_CLOSE,
@@ -272,24 +327,23 @@ class StopKeeper:
             position.side.exit_side,
             position.size,
             reduce_only=True,
-            purpose=f"emergency close: {why}",
+            purpose=Purpose.emergency(why).text,
         )
         crash_point("during_emergency_close")
         if res.filled and res.order is not None and res.order.average_price is not None:
             fill = res.order.average_price
             cost = emergency_cost(position.side, level, fill, res.order.filled)
-            await self.journal.record_exit(
-                scope,
+            exit_ = NewExit(
                 position.symbol,
                 position.side,
                 res.order.filled,
                 position.entry_price,
                 fill,
-                f"emergency({why})",
+                ExitReason.EMERGENCY,
                 res.order.fee,
+                why=why,
             )
-            await self.journal.open_incident(
-                scope,
+            incident = NewIncident(
                 position.symbol,
                 "emergency_close",
                 attribution,
@@ -299,6 +353,8 @@ class StopKeeper:
                 unprotected_since=unprotected_since,
                 resolved=True,
             )
+            await self.journal.record_event(scope, exit=exit_, incident=incident)
+            crash_point("after_emergency_record")
             event(
                 log,
                 "stop.emergency_close",
@@ -311,8 +367,7 @@ class StopKeeper:
                 why=why,
             )
         else:
-            await self.journal.open_incident(
-                scope,
+            failed = NewIncident(
                 position.symbol,
                 "emergency_close_failed",
                 attribution,
@@ -320,4 +375,5 @@ class StopKeeper:
                 f"{res.error}); the position has no live stop: act now",
                 unprotected_since=unprotected_since,
             )
+            await self.journal.record_event(scope, incident=failed)
         return res

@@ -23,10 +23,9 @@ from decimal import ROUND_CEILING, Decimal
 from types import FrameType
 
 from bot import exit_codes
-from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
 from bot.context import Context, open_db
 from bot.drills.harness import DrillRun
-from bot.exchanges import build_exchange
+from bot.exchanges import build_exchange, kind_of
 from bot.logs import redactor
 from bot.services import Account, build_account
 from bot.symbols import SymbolError, resolve_symbol
@@ -34,7 +33,7 @@ from storage.db import Database
 from storage.held_lease import LeaseManager
 from trading import retry
 from trading.errors import ExchangeError
-from trading.journal import IntentKind
+from trading.journal import ExitReason, IntentKind, NewExit
 from trading.lease import LeaseBusy, LeaseGuard, LeaseLost
 from trading.models import Market, Position, PositionSide, StopOrder, StopState
 
@@ -85,11 +84,12 @@ class LiveDrill:
 def guard_real_money(ctx: Context, name: str) -> None:
     """A drill trades: on a real exchange only on demo/testnet, or when the trader says so."""
     cfg = ctx.config.exchanges[name]
-    if not isinstance(cfg, OkxExchangeConfig | HyperliquidExchangeConfig):
-        return  # a paper exchange: nothing real is at stake
-    if cfg.sandbox or ctx.args.real_money:
+    kind = kind_of(cfg)
+    if not kind.credentials:
+        return  # a simulator (the paper exchange): no account, nothing real at stake
+    if cfg.model_dump().get("sandbox") or ctx.args.real_money:
         return
-    venue = "OKX demo trading" if cfg.kind == "okx" else "Hyperliquid testnet"
+    venue = kind.sandbox_name or f"{kind.title}'s test environment"
     raise Refused(
         exit_codes.USAGE,
         f"refused on exchange {name} ({cfg.kind}): it does not have sandbox = true, so the "
@@ -353,16 +353,16 @@ async def _close(d: LiveDrill, lease: LeaseGuard, p: Position) -> str | None:
     )
     if not sent.filled or sent.order is None or sent.order.average_price is None:
         return sent.error or sent.status.value
-    await acct.journal.record_exit(
-        acct.scope,
+    exit_ = NewExit(
         p.symbol,
         p.side,
         sent.order.filled,
         p.entry_price,
         sent.order.average_price,
-        "manual",
+        ExitReason.MANUAL,
         sent.order.fee,
     )
+    await acct.journal.record_event(acct.scope, exit=exit_)
     d.run.step(
         f"  cleanup: closed {p.side.value} {sent.order.filled} at {sent.order.average_price}"
     )
@@ -383,15 +383,13 @@ async def _clean(d: LiveDrill) -> None:
         if [p for p in await retry.read(ex.positions) if p.symbol == t.symbol]:
             d.run.step("  cleanup: the position remains, so its stops stay: they protect it")
             return
-        for s in await retry.read(lambda: ex.open_stops(t.symbol)):
-            await lease.ensure()
-            try:
-                await ex.cancel_stop(s.symbol, s.id)
-            except ExchangeError as exc:
-                d.run.step(f"  cleanup: cancel of stop {s.id} failed: {exc}")
-                continue
-            await acct.journal.mark_stop_canceled(acct.scope, s.symbol, s.id)
-            d.run.step(f"  cleanup: canceled stop {s.id}")
+        stops = await retry.read(lambda: ex.open_stops(t.symbol))
+        # through the lease's gate, each remembered as canceled by Warden
+        for s, failed in await acct.keeper.cancel_stops(lease, acct.scope, stops):
+            if failed is not None:
+                d.run.step(f"  cleanup: cancel of stop {s.id} failed: {failed}")
+            else:
+                d.run.step(f"  cleanup: canceled stop {s.id}")
 
 
 async def cleanup(d: LiveDrill) -> list[str]:

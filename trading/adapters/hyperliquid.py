@@ -69,6 +69,7 @@ from trading.errors import (
     ExchangeError,
     InsufficientFunds,
     NetworkError,
+    NotSent,
     Rejected,
     UnclearStopRefusal,
     UnknownOutcome,
@@ -112,7 +113,7 @@ async def _grant_nothing(*_: object, **__: object) -> bool:
 
 
 async def _never_approve(*_: object, **__: object) -> None:
-    raise Rejected("Warden never approves a builder fee on the user's account")
+    raise NotSent("Warden never approves a builder fee on the user's account")
 
 
 def _switch_off_grants(client: Any) -> None:
@@ -253,7 +254,7 @@ class HyperliquidExchange:
 
     def _can_write(self) -> None:
         if self.wallet is None:
-            raise Rejected(f"not sent: exchange {self.name} has no Hyperliquid credentials")
+            raise NotSent(f"exchange {self.name} has no Hyperliquid credentials")
 
     def _symbol_of(self, coin: object) -> str | None:
         """The unified symbol of a Hyperliquid coin name, None when it is not a USDC perp."""
@@ -263,7 +264,7 @@ class HyperliquidExchange:
         await self.markets()
         coin = self._symbols.get(symbol)
         if coin is None:
-            raise Rejected(f"{symbol} is not a Hyperliquid {SETTLE} perpetual")
+            raise NotSent(f"{symbol} is not a Hyperliquid {SETTLE} perpetual")
         return coin
 
     def _wanted(self, coin: object, symbol: str | None) -> str | None:
@@ -344,7 +345,7 @@ class HyperliquidExchange:
         self, symbol: str, side: OrderSide, size: float, client_id: str, reduce_only: bool = False
     ) -> Order:
         """An IOC limit at the mid price +/- the slippage bound. Nothing is sent when the
-        market or its mid price cannot be read (Rejected: the exchange never saw it)."""
+        market or its mid price cannot be read (NotSent: the exchange never saw it)."""
         self._can_write()
         if not reduce_only:
             await self._ensure_leverage(symbol)
@@ -352,7 +353,9 @@ class HyperliquidExchange:
             coin = await self._coin(symbol)
             mid = await retry.read(lambda: self._mid(coin))
         except ExchangeError as exc:
-            raise Rejected(f"not sent: cannot read the {symbol} mid price: {exc}") from None
+            if isinstance(exc, NotSent):
+                raise
+            raise NotSent(f"cannot read the {symbol} mid price: {exc}") from None
         cloid = to_cloid(client_id)
         params = {"clientOrderId": cloid, "reduceOnly": reduce_only, "timeInForce": "Ioc"}
         created = await self._write(
@@ -474,8 +477,8 @@ class HyperliquidExchange:
         limit, at = float(wire["p"]), float(trigger["triggerPx"])
         right_side = limit < at if side is OrderSide.SELL else limit > at
         if not (right_side and wire["r"] is True and trigger["tpsl"] == "sl"):
-            raise Rejected(
-                f"not sent: stop {params['clientOrderId']} for {symbol} would have its limit "
+            raise NotSent(
+                f"stop {params['clientOrderId']} for {symbol} would have its limit "
                 f"{wire['p']} on the wrong side of its trigger {trigger['triggerPx']}"
             )
         return wire
@@ -496,7 +499,7 @@ class HyperliquidExchange:
         try:
             self._stop_wire(symbol, side, size, trigger_price, params)
         except _MALFORMED as exc:
-            raise Rejected(f"not sent: stop {client_id} for {symbol}: {exc}") from None
+            raise NotSent(f"stop {client_id} for {symbol}: {exc}") from None
         created = await self._write(
             lambda: self.client.create_order(
                 symbol, "market", side.value, size, trigger_price, params
@@ -583,6 +586,8 @@ class HyperliquidExchange:
             await self._write(
                 lambda: self.client.set_margin_mode(mode, symbol, {"leverage": leverage}), None
             )
+        except NotSent:
+            raise
         except ExchangeError as exc:
             raise Rejected(
                 f"{symbol}: entry not sent, leverage {leverage} ({mode}) could not be set: {exc}",

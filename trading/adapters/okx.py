@@ -66,6 +66,7 @@ from trading.errors import (
     AuthError,
     ExchangeError,
     NetworkError,
+    NotSent,
     Rejected,
     UnknownOutcome,
 )
@@ -249,7 +250,8 @@ class OkxExchange:
         await self._load()
         c = self._contracts.get(symbol)
         if c is None:
-            raise Rejected(f"{symbol} is not a live USDT-margined swap on okx", "51001")
+            # a local check: the adapter knows no such contract, nothing was sent
+            raise NotSent(f"{symbol} is not a live USDT-margined swap on okx")
         return c
 
     def _require_credentials(self) -> None:
@@ -338,13 +340,13 @@ class OkxExchange:
 
     def _check_client_id(self, client_id: str) -> None:
         if not CLIENT_ID.match(client_id):
-            raise Rejected(f"client id {client_id!r} is not 1-32 letters and digits", "51000")
+            raise NotSent(f"client id {client_id!r} is not 1-32 letters and digits")
 
     def _contracts_of(self, c: Contract, size: float) -> Decimal:
         try:
             return c.to_contracts(size)
         except ValueError as exc:
-            raise Rejected(f"{c.symbol}: {exc}; nothing sent") from None
+            raise NotSent(f"{c.symbol}: {exc}") from None
 
     async def _pages(
         self,
@@ -634,7 +636,7 @@ class OkxExchange:
         try:
             trigger = c.price(trigger_price)
         except ValueError as exc:
-            raise Rejected(f"{symbol}: {exc}; nothing sent", "51000") from None
+            raise NotSent(f"{symbol}: {exc}") from None
         self._check_client_id(client_id)
         await self._ready()
         params = {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import ConfigError, load_config, load_secrets
 from storage.agent_lease import AgentFence, AgentLeaseStore
 from storage.alert_ack_store import AlertAckStore
 from storage.cycle_store import CycleStore
@@ -435,3 +436,52 @@ def test_database_url_secret_is_masked_and_backup_names_pg_dump(
     assert "pg_dump" in berr and "pg_restore" in berr
     for text in (out, err, dout, derr, bout, berr):
         assert password not in text
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def test_url_config_is_validated_without_echoing_it(tmp_path: Path) -> None:
+    config = tmp_path / "warden.toml"
+    config.write_text('[storage]\nurl = "postgresql://u:hunter2pw@h/db"\npath = "./other.db"\n')
+    with pytest.raises(ConfigError, match="url and path are mutually exclusive") as both:
+        load_config(config)
+    config.write_text('[storage]\nurl = "mysql://u:hunter2pw@h/db"\n')
+    with pytest.raises(ConfigError, match="must be a postgresql:// URL") as scheme:
+        load_config(config)
+    for exc in (both.value, scheme.value):
+        assert "hunter2pw" not in str(exc)
+    with pytest.raises(ConfigError, match=r"WARDEN_DATABASE_URL .*not a postgresql:// URL") as env:
+        load_secrets(environ={"WARDEN_DATABASE_URL": "sqlite:///hunter2pw"})
+    assert "hunter2pw" not in str(env.value)
+    secrets = load_secrets(environ={"WARDEN_DATABASE_URL": "postgresql://u:hunter2pw@h/db"})
+    # the whole URL and the password alone are both redacted
+    assert set(secrets.secret_strings()) == {"postgresql://u:hunter2pw@h/db", "hunter2pw"}
+
+
+def test_warden_db_together_with_a_url_is_a_config_error(tmp_path: Path) -> None:
+    proc = _warden(
+        tmp_path,
+        "status",
+        WARDEN_DB=str(tmp_path / "x.db"),
+        WARDEN_DATABASE_URL="postgresql://u:hunter2pw@127.0.0.1:1/db",
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "$WARDEN_DB names an SQLite file while a PostgreSQL database is configured" in err
+    assert "hunter2pw" not in out + err
+
+
+def test_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    """Nothing listens on port 1: status fails naming the masked URL, doctor's check fails."""
+    env = {"WARDEN_DATABASE_URL": "postgresql://u:hunter2pw@127.0.0.1:1/db"}
+    status = _warden(tmp_path, "status", **env)
+    out, err = status.communicate(timeout=120)
+    assert status.returncode != 0
+    assert "postgresql://u:***@127.0.0.1:1/db" in err and "cannot connect" in err, err
+    doctor = _warden(tmp_path, "doctor", "--json", **env)
+    dout, derr = doctor.communicate(timeout=120)
+    assert doctor.returncode == 1
+    [check] = [c for c in json.loads(dout)["checks"] if c["name"] == "database"]
+    assert check["status"] == "fail"
+    assert "hunter2pw" not in out + err + dout + derr

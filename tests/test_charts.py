@@ -45,6 +45,7 @@ from tests.telegram_rig import BTC, running_bot
 from tests.test_okx_scenarios import Rig as OkxRig
 from tests.test_okx_scenarios import rig  # noqa: F401  the OKX scenario fixture
 from trading.executor import Outcome
+from trading.journal import Exit
 from trading.models import Candle, PositionSide, StopState
 
 NOW = 1_800_000_000.0
@@ -178,7 +179,12 @@ def test_candle_size_keeps_a_phone_readable_count(hours: float, tf: str) -> None
 
 
 def test_equity_chart_plots_the_series_pnl_computes_one_line_per_exchange() -> None:
-    exits = [{"at": NOW - 3600, "pnl": -40.0}, {"at": NOW - 7200, "pnl": 15.0}]
+    exits = [
+        Exit(
+            1, "okx:main", BTC, LONG, 0.01, 69_000.0, 65_000.0, "stop_loss", 0.0, -40.0, NOW - 3600
+        ),
+        Exit(2, "okx:main", BTC, LONG, 0.01, 69_000.0, 70_500.0, "signal", 0.0, 15.0, NOW - 7200),
+    ]
     okx = equity_points(exits, 10_000.0, NOW - 86_400, NOW)
     assert okx == ((NOW - 86_400, 10_025.0), (NOW - 7200, 10_040.0), (NOW - 3600, 10_000.0),
                    (NOW, 10_000.0))  # fmt: skip

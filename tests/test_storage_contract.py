@@ -415,7 +415,7 @@ def test_database_url_secret_is_masked_and_backup_names_pg_dump(
 ) -> None:
     """$WARDEN_DATABASE_URL with a password: shown masked in --json, never printed whole;
     `warden backup` refuses (exit 2) and names the operator's tool; `warden doctor` reports
-    the server and the schema."""
+    the server and the schema; `warden health` reads the database (no agent: not healthy)."""
     password = "s3cret-Pw-1234"
     scheme, rest = pg_url.split("://", 1)
     user, hostpath = rest.split("@", 1)
@@ -430,11 +430,15 @@ def test_database_url_secret_is_masked_and_backup_names_pg_dump(
     [check] = [c for c in json.loads(dout)["checks"] if c["name"] == "database"]
     assert check["status"] == "ok" and f"schema {LATEST}" in check["detail"], check
     assert "PostgreSQL 1" in check["detail"]
+    health = _warden(tmp_path, "health", "--json", **env)
+    hout, herr = health.communicate(timeout=120)
+    assert health.returncode == 1, herr  # reachable, but no agent runs on it
+    assert "no agent running" in json.loads(hout)["detail"]
     backup = _warden(tmp_path, "backup", str(tmp_path), **env)
     bout, berr = backup.communicate(timeout=120)
     assert backup.returncode == 2, berr
     assert "pg_dump" in berr and "pg_restore" in berr
-    for text in (out, err, dout, derr, bout, berr):
+    for text in (out, err, dout, derr, hout, herr, bout, berr):
         assert password not in text
 
 

@@ -288,6 +288,11 @@ async def test_warden_chart_on_okx_and_hyperliquid_fakes(tmp_path: Path) -> None
     hl_url = await hl.start()
     try:
         (tmp_path / "warden.toml").write_text(config(okx.url, hl_url))
+        missing = await _cli(tmp_path, "chart", "btc", "--exchange", "okx", "--png",
+                             str(tmp_path / "x.png"), **SECRETS)  # fmt: skip
+        assert missing.returncode == 2 and "does not exist" in missing.stderr  # nothing created
+        assert not (tmp_path / "warden.db").exists()
+        await (await Database.open(tmp_path / "warden.db")).close()  # as the agent leaves it
         for name in ("okx", "hl"):
             png = tmp_path / f"{name}.png"
             out = await _cli(tmp_path, "chart", "btc", "--exchange", name, "--hours", "12",

@@ -2,8 +2,9 @@
 (candles, last price, entry, the stop with its state and when it was last read back live, the
 journal's entry and exit fills) as a PNG file.
 
-Read-only: it never takes or waits for the execution lease and writes only the PNG. Exit 0;
-1 when the exchange cannot be read; 2 for a bad symbol, --hours or an unwritable PATH.
+Read-only: it never takes or waits for the execution lease, creates no database (a missing
+one is exit 2, naming it) and writes only the PNG. Exit 0; 1 when the exchange cannot be read;
+2 for a bad symbol, --hours or an unwritable PATH.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ async def run(ctx: Context) -> int:
         print(f"warden chart: --hours: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     name = ctx.exchange_name(args.exchange)
-    async with open_db(ctx) as db:
+    async with open_db(ctx, create=False) as db:  # reads only: a missing one is an error
         acct = build_account(ctx.config, name, db)
         try:
             try:

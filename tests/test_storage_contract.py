@@ -24,7 +24,7 @@ from storage.alert_ack_store import AlertAckStore
 from storage.cycle_store import CycleStore
 from storage.daemon_beacon import ACTIVE, Beacon, BeaconStore, last_agent_cycles
 from storage.db import Database
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 from storage.held_lease import LeaseManager
 from storage.journal_store import JournalStore
 from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
@@ -489,3 +489,29 @@ def test_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path
     [check] = [c for c in json.loads(dout)["checks"] if c["name"] == "database"]
     assert check["status"] == "fail"
     assert "hunter2pw" not in out + err + dout + derr
+
+
+async def test_a_killed_connection_fails_one_transaction_then_reconnects(pg_url: str) -> None:
+    """PostgreSQL only: the server ends our connection (pg_terminate_backend, what a partition
+    or a server restart looks like). The transaction in flight fails as StorageUnavailable, the
+    next one connects again; nothing half-written remains."""
+    db = await Database.open(pg_url)
+    admin = await Database.open(pg_url)
+    try:
+        async with db.read() as conn:
+            cur = await conn.execute("SELECT pg_backend_pid()")
+            pid = int((await cur.fetchone())[0])
+        with pytest.raises(StorageUnavailable):
+            async with db.write() as conn:
+                await conn.execute("INSERT INTO meta(key, value) VALUES ('half', 'x')")
+                async with admin.read() as other:  # a write would wait for ours
+                    await other.execute("SELECT pg_terminate_backend(?)", (pid,))
+                await conn.execute("INSERT INTO meta(key, value) VALUES ('half2', 'x')")
+        async with db.write() as conn:
+            await conn.execute("INSERT INTO meta(key, value) VALUES ('after', 'x')")
+        async with admin.read() as conn:
+            cur = await conn.execute("SELECT key FROM meta WHERE key IN ('half', 'after')")
+            assert [r[0] for r in await cur.fetchall()] == ["after"]
+    finally:
+        await db.close()
+        await admin.close()

@@ -395,7 +395,7 @@ async def test_close_cancels_the_stop_and_closes_reduce_only(rig: Rig) -> None:
     rig.fake.set_price(ETH, 1_900.0)
 
     async with rig.lease("test close") as lease:
-        [res] = await rig.executor.close(lease, ETH_SYM, "take profit", "test")
+        [res] = await rig.executor.close(lease, ETH_SYM, "signal", "test")
 
     assert res.outcome is Outcome.CLOSED and res.fill_price == 1_900.0, res.detail
     assert rig.fake.position(ETH) == 0 and rig.stops("live") == []

@@ -32,7 +32,7 @@ from trading.attribution import (
     warden_size,
 )
 from trading.errors import ExchangeError
-from trading.journal import Intent
+from trading.journal import Intent, exit_pnl
 from trading.models import Fill, OrderSide, PositionSide
 from trading.port import ExchangePort
 
@@ -59,9 +59,10 @@ def trade_pnl(
     fees: float,
     funding: float = 0.0,
 ) -> float:
-    """Realised P&L of a round trip net of every fee paid (entry and exit) and funding: the one
-    formula behind `warden pnl`, the daily summary and the closing alerts."""
-    return side.loss_at(entry_price, exit_price, size) - fees - funding
+    """Realised P&L of a round trip net of every fee paid (entry and exit) and funding, behind
+    `warden pnl`, the daily summary and the closing alerts: the journal's exit P&L formula
+    (``exit_pnl``, the one an exit row is written with), less funding."""
+    return exit_pnl(side, size, entry_price, exit_price, fees) - funding
 
 
 async def closing_pnl(

@@ -45,6 +45,11 @@ CONNECT_TIMEOUT_S = 10
 # the advisory lock every write transaction takes: one 64-bit key for the whole database
 # ("warden" in ASCII), so any two Warden writers exclude each other
 WRITE_LOCK_KEY = 0x77617264656E
+_WRITE_START = (
+    "{begin}; "
+    f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'; "
+    f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+)
 
 
 class Row(tuple[Any, ...]):
@@ -209,10 +214,8 @@ class PgDatabase:
         async with self._lock:
             conn = await self._connection()
             try:
-                await self._run(conn, begin)
-                if write:
-                    await conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'")
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                # one round trip: BEGIN, the lock wait bound and the write lock together
+                await self._run(conn, _WRITE_START.format(begin=begin) if write else begin)
             except psycopg.Error as exc:
                 await self._abort(conn)
                 raise _typed(exc, self.path) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from bot.config import Config
 from bot.config.schema import PaperExchangeConfig
 from bot.cycles import build_runs
-from bot.exchanges import paper_settings
+from bot.exchanges import paper_config, paper_settings
 from trading.backtest import AccountSpec, SymbolData, backtest_settings
 from trading.cycle import StrategyRun
 from trading.marketdata import CandleFileError, data_filename, format_timestamp, read_candles
@@ -84,8 +84,8 @@ def _pick(config: Config, wanted: list[str] | None) -> list[tuple[StrategyRun, s
 
 def _data_path(config: Config, exchange: str, data: str | None, symbol: str, tf: str) -> Path:
     if data is None:
-        ex = config.exchanges[exchange]
-        replay = ex.replay if isinstance(ex, PaperExchangeConfig) else None
+        paper = paper_config(config.exchanges[exchange])
+        replay = paper.replay if paper is not None else None
         data = replay.data if replay is not None else "bundled"
     if data == "bundled":
         return BUNDLED / data_filename(symbol, tf)
@@ -183,8 +183,9 @@ def _account(
     notes: list[str],
 ) -> tuple[AccountSpec, list[Source]]:
     cfg = config.exchanges[exchange]
-    paper_cfg = cfg if isinstance(cfg, PaperExchangeConfig) else PaperExchangeConfig()
-    if not isinstance(cfg, PaperExchangeConfig):
+    own = paper_config(cfg)  # a real venue is simulated with the paper exchange's defaults
+    paper_cfg = own if own is not None else PaperExchangeConfig()
+    if own is None:
         notes.append(
             f"{exchange} ({cfg.kind}) is simulated with the paper exchange's defaults: taker fee "
             f"{paper_cfg.taker_fee:.4%}, slippage {paper_cfg.slippage_bps:g} bps, leverage "
@@ -194,7 +195,7 @@ def _account(
     timeframes: dict[str, str] = {}
     for run in runs:
         for symbol in run.symbols:
-            if isinstance(cfg, PaperExchangeConfig) and symbol not in listed:
+            if own is not None and symbol not in listed:
                 raise SetupError(
                     f"unknown symbol {symbol} on paper exchange {exchange} "
                     f"(markets: {', '.join(listed)})"

@@ -17,6 +17,7 @@ from bot.context import Context, build_context
 from bot.drills import DRILLS
 from bot.logs import redactor
 from storage.errors import StorageError
+from trading.adapters.kinds import KINDS
 from trading.errors import ExchangeError
 
 Handler = Callable[[Context], Coroutine[Any, Any, int]]
@@ -347,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=None, standalone=_standalone("init"))
     p.add_argument("--dir", default=".", metavar="PATH", help="where to write (default: .)")
-    p.add_argument("--exchange", choices=["paper", "okx", "hyperliquid"], help="default: paper")
+    p.add_argument("--exchange", choices=list(KINDS), help="default: paper")
     p.add_argument("--telegram", action="store_true", help="set up Telegram control")
     p.add_argument("--yes", action="store_true", help="ask nothing: flags and defaults")
     p.add_argument("--force", action="store_true", help="overwrite existing files")

@@ -1,22 +1,21 @@
 """Building the exchange adapter for one configured account.
 
-The paper exchange is imported on use (and ccxt only by the real adapters), so short commands
+Each config table's ``kind`` names its descriptor in ``trading.adapters.kinds.KINDS`` (secrets,
+capabilities, adapter factory); this module only turns a config table into the factory's
+keyword arguments. Adapters are imported on use (ccxt only by the real ones), so short commands
 pay for nothing they do not run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import Config, ConfigError, Secrets
-from bot.config.schema import (
-    ExchangeConfig,
-    HyperliquidExchangeConfig,
-    OkxExchangeConfig,
-    PaperExchangeConfig,
-)
+from bot.config.schema import ExchangeConfig, PaperExchangeConfig
 from bot.config.secrets import process_secrets
 from storage.db import Database
+from trading.adapters.kinds import KINDS, ExchangeKind
 from trading.port import ExchangePort
 
 if TYPE_CHECKING:
@@ -54,60 +53,56 @@ def paper_settings(cfg: PaperExchangeConfig) -> PaperSettings:
     )
 
 
+def kind_of(cfg: ExchangeConfig) -> ExchangeKind:
+    """The descriptor of a config table (its ``kind`` key names it)."""
+    found = KINDS.get(cfg.kind)
+    if found is None:
+        raise ConfigError(f"exchange kind {cfg.kind}: not known ({', '.join(KINDS)})")
+    return found
+
+
+def _paper_options(cfg: Any, db: Database) -> dict[str, Any]:
+    from storage.paper_store import PaperStore
+
+    return {"settings": paper_settings(cfg), "store": PaperStore(db)}
+
+
+def _table_options(cfg: Any, db: Database) -> dict[str, Any]:
+    """Every key of the table but ``kind``, as the factory's keyword arguments (build_okx and
+    build_hyperliquid take exactly their tables' keys)."""
+    return {k: v for k, v in cfg.model_dump().items() if k != "kind"}
+
+
+# how a kind's table becomes its factory's arguments; a kind not listed passes its table's keys
+OPTIONS: dict[str, Callable[[Any, Database], dict[str, Any]]] = {"paper": _paper_options}
+
+
 def build_paper_exchange(config: Config, name: str, db: Database) -> PaperExchange:
     """The paper exchange NAME on ``db``; ConfigError when NAME is not a paper exchange."""
-    from storage.paper_store import PaperStore
-    from trading.paper import PaperExchange
-
     cfg = _configured(config, name)
-    if not isinstance(cfg, PaperExchangeConfig):
+    if cfg.kind != "paper":
         raise ConfigError(f"exchange {name}: kind {cfg.kind} is not a paper exchange")
-    return PaperExchange(name, paper_settings(cfg), PaperStore(db))
+    return cast("PaperExchange", build_exchange(config, name, db))
 
 
 def build_exchange(
     config: Config, name: str, db: Database, secrets: Secrets | None = None
 ) -> ExchangePort:
-    """The adapter for NAME. Real exchanges read their keys from ``secrets`` (default: the
-    environment and .env); a missing key is a ConfigError naming the variable, never a value."""
+    """The adapter for NAME. Kinds with credentials read them from ``secrets`` (default: the
+    environment and .env); a missing one is a ConfigError naming the variable, never a value."""
     cfg = _configured(config, name)
-    if isinstance(cfg, PaperExchangeConfig):
-        return build_paper_exchange(config, name, db)
-    keys = secrets if secrets is not None else process_secrets()
-    if isinstance(cfg, OkxExchangeConfig):
-        from trading.adapters.okx import MissingCredentials, build_okx
+    kind = kind_of(cfg)
+    keys = (secrets if secrets is not None else process_secrets()) if kind.credentials else None
+    getter = keys.get if keys is not None else _no_secret
+    missing = kind.missing(getter)
+    if missing:
+        raise ConfigError(f"exchange {name}: {', '.join(missing)} not set")
+    options = OPTIONS.get(kind.name, _table_options)(cfg, db)
+    return kind.build(name, getter, options)
 
-        try:
-            return build_okx(
-                name,
-                account=cfg.account,
-                sandbox=cfg.sandbox,
-                api_url=cfg.api_url,
-                margin_mode=cfg.margin_mode,
-                leverage=cfg.leverage,
-                secrets=keys.get,
-            )
-        except MissingCredentials as exc:
-            raise ConfigError(f"exchange {name}: {exc}") from None
-    if isinstance(cfg, HyperliquidExchangeConfig):
-        from trading.adapters.hyperliquid import MissingCredentials as HlMissing
-        from trading.adapters.hyperliquid import build_hyperliquid
 
-        try:
-            return build_hyperliquid(
-                name,
-                account=cfg.account,
-                sandbox=cfg.sandbox,
-                api_url=cfg.api_url,
-                slippage_percent=cfg.slippage_percent,
-                stop_slippage_percent=cfg.stop_slippage_percent,
-                margin_mode=cfg.margin_mode,
-                leverage=cfg.leverage,
-                secrets=keys.get,
-            )
-        except HlMissing as exc:
-            raise ConfigError(f"exchange {name}: {exc}") from None
-    raise ConfigError(f"exchange {name}: kind {cfg.kind} is not supported")
+def _no_secret(variable: str) -> None:
+    return None
 
 
 def _configured(config: Config, name: str) -> ExchangeConfig:
@@ -116,3 +111,9 @@ def _configured(config: Config, name: str) -> ExchangeConfig:
     except KeyError:
         names = ", ".join(config.exchanges)
         raise ConfigError(f"exchange {name}: not configured (configured: {names})") from None
+
+
+def paper_config(cfg: ExchangeConfig) -> PaperExchangeConfig | None:
+    """The table as a paper exchange's (markets, faults, replay), None for any other kind: the
+    one place the paper-only commands and the backtest narrow a table to the paper model."""
+    return cfg if isinstance(cfg, PaperExchangeConfig) else None

@@ -80,7 +80,9 @@ async def closing_pnl(
     is unknown and only the exit fee is taken, at ``entry_price``."""
     entry_fee = 0.0
     if entry is not None:
-        with contextlib.suppress(ExchangeError, NotImplementedError):
+        # get_order is part of every adapter (the port); only the exchange's own errors are
+        # expected here
+        with contextlib.suppress(ExchangeError):
             order = await retry.read(
                 partial(exchange.get_order, entry.symbol, client_id=entry.client_id)
             )

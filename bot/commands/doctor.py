@@ -12,18 +12,12 @@ from bot import exit_codes
 from bot.commands.paper import drift_warning, fault_drift_by_exchange
 from bot.commands.render import print_json
 from bot.config.errors import ConfigError
-from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
 from bot.context import Context
-from bot.exchanges import build_exchange
+from bot.exchanges import build_exchange, kind_of
 from storage.db import Database
 from storage.errors import StorageError
 from storage.migrations import LATEST, current_version
 from trading.errors import ExchangeError
-
-REQUIRED_SECRETS = {
-    OkxExchangeConfig: ("OKX_API_KEY", "OKX_API_SECRET", "OKX_API_PASSPHRASE"),
-    HyperliquidExchangeConfig: ("HYPERLIQUID_WALLET_ADDRESS", "HYPERLIQUID_PRIVATE_KEY"),
-}
 
 
 @dataclass
@@ -40,12 +34,12 @@ PROBE_SECONDS = 15.0
 async def _leverage(ctx: Context, name: str, exchange: Any) -> Check | None:
     """Each symbol the strategies trade on this exchange, and each one it holds: the leverage
     and margin mode the exchange has for it now, flagged when they differ from the config.
-    Read only; any adapter with ``leverage_setting`` takes part."""
-    read = getattr(exchange, "leverage_setting", None)
-    if read is None:
-        return None
+    Read only; called for kinds with the ``leverage_setting`` capability, whose config tables
+    carry ``leverage`` and ``margin_mode``."""
     cfg = ctx.config.exchanges[name]
-    want_lever, want_mode = getattr(cfg, "leverage", None), getattr(cfg, "margin_mode", None)
+    options = cfg.model_dump()
+    want_lever, want_mode = options.get("leverage"), options.get("margin_mode")
+    read = exchange.leverage_setting
     symbols = {s for sc in ctx.config.strategies if sc.exchange == name for s in sc.symbols}
     symbols |= {p.symbol for p in await exchange.positions()}
     rows, differ = [], []
@@ -81,7 +75,7 @@ async def _leverage(ctx: Context, name: str, exchange: Any) -> Check | None:
 
 async def _probe(ctx: Context, name: str) -> tuple[str, str, Check | None]:
     """Read-only checks against a real exchange: reachable, clock, account fit to trade; and
-    the leverage check (None when the adapter has no ``leverage_setting``)."""
+    the leverage check (None when the kind has no ``leverage_setting`` capability)."""
     import time
 
     from storage.db import Database
@@ -97,18 +91,22 @@ async def _probe(ctx: Context, name: str) -> tuple[str, str, Check | None]:
             markets = await exchange.markets()
             balance = await exchange.balance()
             notes = [f"{len(markets)} markets", f"equity {balance.total:,.2f} {balance.currency}"]
-            server_time = getattr(exchange, "server_time", None)
-            if server_time is not None:
-                skew = abs(await server_time() - time.time())
+            caps = kind_of(ctx.config.exchanges[name]).capabilities
+            venue: Any = exchange  # the methods the capabilities below promise
+            if caps.server_time:
+                skew = abs(await venue.server_time() - time.time())
                 if skew > 5:
                     return "fail", f"clock is {skew:.1f}s off the exchange's: fix NTP", None
                 notes.append(f"clock skew {skew:.2f}s")
-            account_config = getattr(exchange, "account_config", None)
-            if account_config is not None:
-                problems = (await account_config()).problems()
+            if caps.account_config:
+                problems = (await venue.account_config()).problems()
                 if problems:
                     return "fail", "; ".join(problems), None
             detail = f"{ctx.config.exchanges[name].kind} reachable: " + ", ".join(notes)
+            if not caps.leverage_setting:
+                return "ok", detail, None
+            if not caps.leverage_setting:
+                return "ok", detail, None
             try:
                 lever = await _leverage(ctx, name, exchange)
             except ExchangeError as exc:
@@ -127,12 +125,13 @@ async def _probe(ctx: Context, name: str) -> tuple[str, str, Check | None]:
 async def _checks(ctx: Context) -> list[Check]:
     checks = [Check("config", "ok", f"valid ({ctx.config_source})")]
     for name, ex in ctx.config.exchanges.items():
-        needed = REQUIRED_SECRETS.get(type(ex), ())
-        missing = [s for s in needed if not ctx.secrets.get(s)]
+        kind = kind_of(ex)
+        missing = kind.missing(ctx.secrets.get)
         lever: Check | None = None
         if missing:
             status, detail = "fail", f"{ex.kind}: missing secrets {', '.join(missing)}"
-        elif ex.kind != "paper":
+        elif kind.credentials:
+            # a venue behind keys: reachable, clock, account, leverage (read only)
             status, detail, lever = await _probe(ctx, name)
         else:
             status, detail = "ok", f"{ex.kind}, lease scope {ctx.config.lease_scope(name)}"

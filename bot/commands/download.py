@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bot import exit_codes
-from bot.config.schema import HyperliquidExchangeConfig, OkxExchangeConfig
 from bot.context import Context
 from bot.progress import ProgressBar
 from bot.symbols import SymbolError, resolve_symbol
+from trading.adapters.kinds import KINDS, ExchangeKind, history_kinds
 from trading.marketdata import (
     CandleFileError,
     data_filename,
@@ -33,8 +33,6 @@ from trading.marketdata import (
 )
 from trading.models import Candle
 
-KINDS = ("okx", "hyperliquid")
-PAGE_LIMIT = {"okx": 300, "hyperliquid": 5000}  # candles per request, the endpoints' maxima
 MAX_DAYS = 3650
 RETRIES = 3  # attempts per page on network errors (reads may be retried; nothing is written)
 RETRY_DELAY = 1.0  # seconds, doubled after each failed attempt
@@ -50,19 +48,22 @@ class NetworkDownloadError(DownloadError):
 
 
 def resolve(ctx: Context, name: str) -> tuple[str, str | None, bool]:
-    """(kind, api url, sandbox) for ``--exchange``: a kind, or a configured exchange of one."""
+    """(kind, api url, sandbox) for ``--exchange``: a kind with public candle history (its
+    descriptor names the reader), or a configured exchange of one."""
+    readable = history_kinds()
     cfg = ctx.config.exchanges.get(name)
-    if isinstance(cfg, OkxExchangeConfig | HyperliquidExchangeConfig):
-        return cfg.kind, cfg.api_url, cfg.sandbox
     if cfg is not None:
-        raise DownloadError(
-            f"--exchange {name}: a {cfg.kind} exchange has no history to download; "
-            f"use one of: {', '.join(KINDS)}"
-        )
-    if name in KINDS:
+        if cfg.kind not in readable:
+            raise DownloadError(
+                f"--exchange {name}: a {cfg.kind} exchange has no history to download; "
+                f"use one of: {', '.join(readable)}"
+            )
+        table = cfg.model_dump()
+        return cfg.kind, table.get("api_url"), bool(table.get("sandbox"))
+    if name in readable:
         return name, None, False
     raise DownloadError(
-        f"--exchange {name}: not an exchange kind ({', '.join(KINDS)}) nor a configured "
+        f"--exchange {name}: not an exchange kind ({', '.join(readable)}) nor a configured "
         f"exchange of one"
     )
 
@@ -70,16 +71,23 @@ def resolve(ctx: Context, name: str) -> tuple[str, str | None, bool]:
 def make_client(kind: str, api_url: str | None, sandbox: bool) -> Any:
     import ccxt.async_support as ccxt
 
+    desc = _reader(kind)
     options: dict[str, Any] = {"fetchMarkets": {"types": ["swap"]}}  # perpetual swaps only
-    if kind == "hyperliquid":
-        options["builderFee"] = False  # never approve a builder fee (public calls only anyway)
-    client = getattr(ccxt, kind)({"enableRateLimit": True, "options": options})
+    options.update(dict(desc.history_options))
+    client = getattr(ccxt, str(desc.history_client))({"enableRateLimit": True, "options": options})
     if sandbox:
         client.set_sandbox_mode(True)
     if api_url:
         url = api_url.rstrip("/")
-        client.urls["api"] = {"rest": url} if kind == "okx" else {"public": url, "private": url}
+        client.urls["api"] = dict.fromkeys(desc.api_url_keys, url)
     return client
+
+
+def _reader(kind: str) -> ExchangeKind:
+    desc = KINDS[kind]
+    if desc.history_client is None or desc.history_page is None:
+        raise DownloadError(f"a {kind} exchange has no history to download")
+    return desc
 
 
 def _error(exc: Exception) -> DownloadError:
@@ -145,7 +153,7 @@ async def fetch_history(
         client.market(symbol)
     except Exception as exc:
         raise _error(exc) from None
-    limit = PAGE_LIMIT[kind]
+    limit = int(_reader(kind).history_page or 0)
     got: dict[float, Candle] = {}
     since = start
     while since < end:

@@ -21,22 +21,19 @@ from typing import get_args
 from bot import exit_codes
 from bot.config.reference import ExchangeKind
 from bot.config.schema import Config
-from bot.config.secrets import ALLOWED_USERS
+from bot.config.secrets import ALLOWED_USERS, TELEGRAM_TOKEN
 from bot.config.template import config_template
+from trading.adapters.kinds import KINDS as EXCHANGE_KINDS
 
 KINDS: tuple[ExchangeKind, ...] = get_args(ExchangeKind)
-SECRETS_FOR: dict[str, tuple[tuple[str, str], ...]] = {
-    "okx": (
-        ("OKX_API_KEY", "OKX API key (trade permission; no withdrawal permission)"),
-        ("OKX_API_SECRET", "OKX API secret"),
-        ("OKX_API_PASSPHRASE", "OKX API passphrase"),
-    ),
-    "hyperliquid": (
-        ("HYPERLIQUID_WALLET_ADDRESS", "Hyperliquid main wallet address"),
-        ("HYPERLIQUID_PRIVATE_KEY", "Hyperliquid API (agent) wallet private key"),
-    ),
-    "telegram": (("TELEGRAM_BOT_TOKEN", "Telegram bot token from @BotFather"),),
-}
+TELEGRAM_SECRETS = ((TELEGRAM_TOKEN, "Telegram bot token from @BotFather"),)
+
+
+def secrets_for(exchange: str) -> tuple[tuple[str, str], ...]:
+    """The .env entries (variable, description) the exchange kind's descriptor names."""
+    return tuple((c.variable, c.description) for c in EXCHANGE_KINDS[exchange].credentials)
+
+
 Ask = Callable[[str], str]
 
 
@@ -112,7 +109,7 @@ def _answers(args: argparse.Namespace) -> tuple[ExchangeKind, bool, list[tuple[s
     interactive = sys.stdin.isatty() and not args.yes
     exchange: ExchangeKind = args.exchange or (_choose_exchange(input) if interactive else "paper")
     telegram: bool = args.telegram or (interactive and _yes(input, "Telegram control?"))
-    wanted = [*SECRETS_FOR.get(exchange, ()), *(SECRETS_FOR["telegram"] if telegram else ())]
+    wanted = [*secrets_for(exchange), *(TELEGRAM_SECRETS if telegram else ())]
     entries = [
         (name, description, getpass.getpass(f"{description}: ").strip() if interactive else "")
         for name, description in wanted
@@ -148,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
 
     empty = [name for name, _d, value in entries if not value]
-    sandbox = ", sandbox on" if exchange != "paper" else ""
+    sandbox = ", sandbox on" if EXCHANGE_KINDS[exchange].capabilities.sandbox else ""
     print(f"wrote {toml_path} (exchange {exchange}{sandbox})")
     print(f"wrote {env_path} (mode 600" + (f"; fill in {', '.join(empty)}" if empty else "") + ")")
     print(f"check it: warden --config {toml_path} --env-file {env_path} doctor")

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from bot import exit_codes
 from bot.commands.render import print_json
 from bot.config import Config
-from bot.config.schema import FaultsConfig, PaperExchangeConfig
+from bot.config.schema import FaultsConfig
 from bot.context import Context, open_db
-from bot.exchanges import build_paper_exchange, paper_settings
+from bot.exchanges import build_paper_exchange, paper_config, paper_settings
 from storage.db import Database
 from storage.errors import StorageError
 from trading.errors import ExchangeError
@@ -28,10 +28,11 @@ from trading.paper.store import FaultDrift, FaultSettings, FaultState
 async def price(ctx: Context) -> int:
     name = ctx.exchange_name(ctx.args.exchange)
     symbol: str = ctx.args.symbol
-    cfg = ctx.config.exchanges[name]
-    if not isinstance(cfg, PaperExchangeConfig):
+    table = ctx.config.exchanges[name]
+    cfg = paper_config(table)
+    if cfg is None:
         print(
-            f"warden paper price: exchange {name} is {cfg.kind}, not a paper exchange; "
+            f"warden paper price: exchange {name} is {table.kind}, not a paper exchange; "
             "nothing was changed",
             file=sys.stderr,
         )
@@ -121,8 +122,9 @@ async def fault_drift_by_exchange(config: Config, db: Database) -> dict[str, lis
     from trading.paper import fault_drift
 
     out: dict[str, list[FaultDrift]] = {}
-    for name, cfg in config.exchanges.items():
-        if isinstance(cfg, PaperExchangeConfig):
+    for name, table in config.exchanges.items():
+        cfg = paper_config(table)
+        if cfg is not None:
             state = await fault_state(db, name)
             drift = [] if state is None else fault_drift(state, paper_settings(cfg).faults)
             if drift:
@@ -140,10 +142,11 @@ def drift_warning(name: str, drift: list[FaultDrift]) -> str:
 
 async def faults(ctx: Context) -> int:
     name = ctx.exchange_name(ctx.args.exchange)
-    cfg = ctx.config.exchanges[name]
-    if not isinstance(cfg, PaperExchangeConfig):
+    table = ctx.config.exchanges[name]
+    cfg = paper_config(table)
+    if cfg is None:
         print(
-            f"warden paper faults: exchange {name} is {cfg.kind}, not a paper exchange; "
+            f"warden paper faults: exchange {name} is {table.kind}, not a paper exchange; "
             "nothing was changed",
             file=sys.stderr,
         )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from bot.config.demo import DEMO
 from bot.config.errors import ConfigError
 from bot.config.schema import Config
+from trading.adapters.kinds import KINDS
 
 DEFAULT_FILE = Path("warden.toml")
 BUILTIN = "<built-in defaults: paper demo>"
@@ -78,7 +79,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
 
 
-_KINDS = ("paper", "okx", "hyperliquid")
+_KINDS = tuple(KINDS)  # the exchange kinds: trading.adapters.kinds
 
 
 def _expand(tp: Any) -> list[Any]:

@@ -29,8 +29,9 @@ from bot.config.schema import (
     OkxExchangeConfig,
     PaperExchangeConfig,
 )
-from bot.config.secrets import ALLOWED_USERS, SECRET_NAMES
+from bot.config.secrets import ALLOWED_USERS, TELEGRAM_TOKEN
 from bot.config.strategy import StrategyConfig
+from trading.adapters.kinds import KINDS
 from trading.strategies.registry import REGISTRY
 
 ExchangeKind = Literal["paper", "okx", "hyperliquid"]
@@ -303,13 +304,11 @@ def markdown() -> str:
         "| variable | used by |",
         "| --- | --- |",
     ]
-    users = {
-        "TELEGRAM": "Telegram control (with TELEGRAM_ALLOWED_USER_IDS)",
-        "OKX": 'an `[exchanges.*]` table with kind = "okx"',
-        "HYPERLIQUID": 'an `[exchanges.*]` table with kind = "hyperliquid"',
-    }
-    for name in SECRET_NAMES:
-        lines.append(f"| `{name}` | {users[name.split('_')[0]]} |")
+    lines.append(f"| `{TELEGRAM_TOKEN}` | Telegram control (with {ALLOWED_USERS}) |")
+    for kind in KINDS.values():
+        for cred in kind.credentials:
+            used = f'an `[exchanges.*]` table with kind = "{kind.name}"'
+            lines.append(f"| `{cred.variable}` | {used} |")
     lines.append(
         f"| `{ALLOWED_USERS}` | comma-separated numeric Telegram user ids allowed to act |"
     )

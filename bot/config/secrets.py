@@ -16,15 +16,18 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from bot.config.errors import ConfigError
+from trading.adapters.kinds import credential_variables
 
-SECRET_NAMES = (
-    "TELEGRAM_BOT_TOKEN",
-    "OKX_API_KEY",
-    "OKX_API_SECRET",
-    "OKX_API_PASSPHRASE",
-    "HYPERLIQUID_WALLET_ADDRESS",
-    "HYPERLIQUID_PRIVATE_KEY",
-)
+TELEGRAM_TOKEN = "TELEGRAM_BOT_TOKEN"
+
+
+def secret_names() -> tuple[str, ...]:
+    """Every secret Warden reads: the bot token and each exchange kind's credentials (the
+    descriptors in trading.adapters.kinds name them)."""
+    return (TELEGRAM_TOKEN, *credential_variables())
+
+
+SECRET_NAMES = secret_names()
 ALLOWED_USERS = "TELEGRAM_ALLOWED_USER_IDS"
 # the PostgreSQL store's URL: a secret (it may carry the password), overriding [storage] url
 DATABASE_URL = "WARDEN_DATABASE_URL"
@@ -82,7 +85,7 @@ def load_secrets(env_file: Path | None = None, environ: Mapping[str, str] | None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"secrets file {path}: cannot be read ({exc})") from None
         merged.update({k: v for k, v in file_values.items() if v is not None})
-    names = (*SECRET_NAMES, DATABASE_URL)
+    names = (*secret_names(), DATABASE_URL)
     merged.update({k: v for k, v in env.items() if k in (*names, ALLOWED_USERS)})
 
     values = {k: SecretStr(merged[k].strip()) for k in names if merged.get(k, "").strip()}

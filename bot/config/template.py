@@ -25,6 +25,7 @@ from bot.config.reference import (
     toml_value,
 )
 from bot.config.schema import Config, PaperExchangeConfig
+from trading.adapters.kinds import KINDS
 
 
 def _comment(text: str, indent: str = "") -> list[str]:
@@ -80,7 +81,7 @@ def _exchange_lines(kind: ExchangeKind) -> list[str]:
     )
     notes = {}
     values: dict[str, Any] = {"kind": kind}
-    if kind != "paper":
+    if KINDS[kind].capabilities.sandbox:
         values["sandbox"] = True
         notes["sandbox"] = (
             "warden init starts on the exchange's test environment: set false to trade real "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -24,6 +25,9 @@ __all__ = ["Redactor", "event", "redactor", "setup_logging"]
 
 MASK = "***"
 MIN_SECRET_LEN = 4
+# the password of any PostgreSQL URL (user:password@), even one that is not a configured
+# secret (a URL quoted by a driver or a library): a database password never reaches a log
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]+@")
 
 
 def _render_value(value: Any) -> str:
@@ -49,6 +53,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if "postgres" in text:
+            text = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
         return text
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_config, load_secrets
+from bot.logs import Redactor
 from storage.agent_lease import AgentFence, AgentLeaseStore
 from storage.alert_ack_store import AlertAckStore
 from storage.cycle_store import CycleStore
@@ -515,3 +516,14 @@ async def test_a_killed_connection_fails_one_transaction_then_reconnects(pg_url:
     finally:
         await db.close()
         await admin.close()
+
+
+def test_log_redaction_masks_any_postgres_url_password() -> None:
+    """Configured secrets are masked whole; any other PostgreSQL URL in a log line (quoted by a
+    driver or a library) loses its password."""
+    redact = Redactor(["postgresql://u:hunter2pw@h/db", "hunter2pw"])
+    assert redact("cannot open postgresql://u:hunter2pw@h/db") == "cannot open ***"
+    assert redact("password hunter2pw") == "password ***"
+    assert Redactor()("via postgres://warden:0ther-pw@db:5432/w") == (
+        "via postgres://warden:***@db:5432/w"
+    )

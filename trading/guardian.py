@@ -191,8 +191,9 @@ class Guardian:
     ) -> None:
         entry = await self.journal.last_entry(self.scope, symbol)
         fills: list[Fill] = []
-        # an adapter without fills: the trigger price stands in for the fill price
-        with contextlib.suppress(ExchangeError, NotImplementedError):
+        # fills() is part of every adapter (each kind's descriptor has the fills capability);
+        # when the exchange cannot answer, the trigger price stands in for the fill price
+        with contextlib.suppress(ExchangeError):
             # only this stop's life: reading the whole fill history grew with every trade
             since = stop.created_at - 1 if stop.created_at else None
             fills = [f for f in await self.exchange.fills(symbol, since) if f.stop_id == stop.id]

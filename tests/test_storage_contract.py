@@ -32,6 +32,7 @@ from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
 from storage.migrations import LATEST, current_version
 from storage.outbox import Outbox
 from tests.conftest import BACKENDS, ROOT, backend_target, child_env, warden_cmd
+from tests.pg_cluster import ClusterUnavailable, running_cluster
 from trading.journal import Attribution, IntentKind, IntentStatus, Severity, StopStatus
 from trading.lease import LeaseLost
 from trading.models import OrderSide, PositionSide, StopState
@@ -527,3 +528,11 @@ def test_log_redaction_masks_any_postgres_url_password() -> None:
     assert Redactor()("via postgres://warden:0ther-pw@db:5432/w") == (
         "via postgres://warden:***@db:5432/w"
     )
+
+
+def test_missing_server_binaries_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What the PostgreSQL tests fail with on CI (skip locally) when no server is installed."""
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path))  # no initdb in it
+    cluster = running_cluster()
+    with pytest.raises(ClusterUnavailable, match="PostgreSQL server binaries not found"):
+        cluster.__enter__()

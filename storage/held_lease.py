@@ -113,6 +113,27 @@ class HeldLease:
                 await self.store.release(self.scope, self.owner, self.token)
 
 
+def describe_busy(busy: Busy) -> str:
+    """Who stands in the way: the holder, or (the lease free) the first of those in line."""
+    if not busy.queued:
+        return busy.holder.describe(busy.at)
+    first = busy.holder
+    return (
+        f"nobody, but {busy.ahead} waiting process(es) come first: {first.owner} "
+        f"({first.purpose}, for {first.age(busy.at):.1f}s)"
+    )
+
+
+def poll_delay(busy: Busy) -> float:
+    """How long a waiter sleeps before looking again. The lease is free but someone is ahead:
+    they take it within milliseconds. Held: a fifth of how long it has been held (a short hold
+    is likely to end soon, a long cycle is not). Times one more than the number of live waiters
+    ahead (each of them holds it in turn first), between 2 ms and 250 ms, jittered so that
+    waiters do not look in lockstep."""
+    base = 0.002 if busy.queued else max(0.002, 0.2 * busy.age)
+    return min(0.25, base * (1 + busy.ahead)) * (0.75 + 0.5 * random.random())
+
+
 class LeaseManager:
     def __init__(self, store: LeaseStore, ttl: float = 30.0, heartbeat: float = 5.0) -> None:
         self.store = store
@@ -120,35 +141,57 @@ class LeaseManager:
         self.heartbeat = heartbeat
 
     async def acquire(self, scope: str, purpose: str, wait: float = 0.0) -> HeldLease:
-        """Take the lease, waiting at most ``wait`` seconds; ``LeaseBusy`` names the holder."""
+        """Take the lease, waiting at most ``wait`` seconds; ``LeaseBusy`` names the holder.
+
+        A caller that waits stands in line (``LeaseStore.try_acquire``'s ticket): the lease goes
+        to the longest waiting live process, never back to one that has just released it."""
         owner = new_owner()
         deadline = time.monotonic() + wait  # waiting is local: the monotonic clock
-        delay = 0.02
-        while True:
-            last_try = time.monotonic() + delay > deadline
-            asked_at = time.monotonic()
-            result = await self.store.try_acquire(
-                scope, owner, purpose, self.ttl, record_refusal=last_try
-            )
-            if isinstance(result, Acquired):
-                if result.took_over is not None:
-                    event(
-                        log,
-                        "lease.takeover",
-                        logging.WARNING,
-                        scope=scope,
-                        token=result.holder.token,
-                        previous=result.took_over.owner,
-                        reason=result.takeover_reason,
-                    )
-                held = HeldLease(self.store, result.holder, self.ttl, self.heartbeat, asked_at)
-                held.start_heartbeat()
-                return held
-            assert isinstance(result, Busy)
-            if last_try:
-                raise LeaseBusy(scope, result.holder.describe(result.at))
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+        ticket: int | None = None
+        try:
+            while True:
+                last_try = time.monotonic() >= deadline
+                asked_at = time.monotonic()
+                result = await self.store.try_acquire(
+                    scope,
+                    owner,
+                    purpose,
+                    self.ttl,
+                    record_refusal=last_try,
+                    ticket=ticket,
+                    queue=not last_try,
+                )
+                if isinstance(result, Acquired):
+                    ticket = None  # its row left the line in the same transaction
+                    if result.took_over is not None:
+                        event(
+                            log,
+                            "lease.takeover",
+                            logging.WARNING,
+                            scope=scope,
+                            token=result.holder.token,
+                            previous=result.took_over.owner,
+                            reason=result.takeover_reason,
+                        )
+                    held = HeldLease(self.store, result.holder, self.ttl, self.heartbeat, asked_at)
+                    held.start_heartbeat()
+                    return held
+                assert isinstance(result, Busy)
+                ticket = result.ticket
+                if last_try:
+                    raise LeaseBusy(scope, describe_busy(result))
+                # wait in line with read-only looks until a write try could succeed
+                busy: Busy | None = result
+                while busy is not None and time.monotonic() < deadline:
+                    remaining = max(0.0, deadline - time.monotonic())
+                    await asyncio.sleep(min(poll_delay(busy), remaining))
+                    busy = await self.store.peek(scope, owner, ticket) if ticket else None
+        finally:
+            if ticket is not None:
+                # giving up (deadline, error, cancellation): leave the line so nobody waits on
+                # us; if this fails, the others skip the row once it goes stale
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.leave_line(ticket))
 
     @asynccontextmanager
     async def hold(self, scope: str, purpose: str, wait: float = 0.0) -> AsyncIterator[HeldLease]:

@@ -10,6 +10,12 @@ never compare their own clocks; on SQLite, whose processes all share one host, t
 A clock given to ``LeaseStore`` replaces it (tests that move time by hand). "Holder process
 dead" frees a lease at once only when the holder's host (the first part of its owner) is this
 host: a pid means nothing on another machine.
+
+Waiting is fair, first come first served: a process that asks to wait takes a ticket (a
+``lease_waiter`` row), and a free lease goes only to the lowest live ticket of its scope, so a
+process that has just released cannot take the lease straight back ahead of those already
+waiting. A caller that does not wait is refused while anyone is in line. A waiter whose process
+is dead (this host) or that has not polled for ``WAITER_STALE`` seconds is skipped and removed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from storage.db import Database
 from storage.sql import Connection
 
 HOST = socket.gethostname()
+# a waiter refreshes its row at least every WAITER_REFRESH seconds while it polls (it polls far
+# more often); one silent for WAITER_STALE is gone (paused, or dead on another host)
+WAITER_REFRESH = 1.0
+WAITER_STALE = 5.0
 
 
 def new_owner() -> str:
@@ -86,8 +96,15 @@ class Acquired:
 
 @dataclass(frozen=True)
 class Busy:
+    """Refused: ``holder`` holds the lease, or (``queued``) the lease is free but ``holder`` is
+    the first of ``ahead`` live waiters before this caller. ``ticket``: this caller's place in
+    line when it asked to wait."""
+
     holder: LeaseHolder
     at: float
+    queued: bool = False
+    ahead: int = 0
+    ticket: int | None = None
 
     @property
     def age(self) -> float:
@@ -103,6 +120,21 @@ class Refusal:
     holder_owner: str
     holder_purpose: str
     holder_token: int
+
+
+def _waiting_holder(scope: str, waiter: Any, lease_row: Any) -> LeaseHolder:
+    """The first waiter in line, described as what stands in the caller's way."""
+    token = int(lease_row["token"]) if lease_row is not None else 0
+    since = float(waiter["since"])
+    return LeaseHolder(
+        scope=scope,
+        owner=str(waiter["owner"]),
+        purpose=f"waiting: {waiter['purpose']}",
+        token=token,
+        acquired_at=since,
+        heartbeat_at=float(waiter["seen_at"]),
+        expires_at=float(waiter["seen_at"]) + WAITER_STALE,
+    )
 
 
 def _holder(row: Any) -> LeaseHolder | None:
@@ -159,8 +191,19 @@ class LeaseStore:
         return None
 
     async def try_acquire(
-        self, scope: str, owner: str, purpose: str, ttl: float, *, record_refusal: bool = True
+        self,
+        scope: str,
+        owner: str,
+        purpose: str,
+        ttl: float,
+        *,
+        record_refusal: bool = True,
+        ticket: int | None = None,
+        queue: bool = False,
     ) -> Acquired | Busy:
+        """Take the lease if it is free and nobody live is waiting ahead of ``ticket`` (any
+        waiter, without a ticket). Refused with ``queue``, the caller gets a ticket (kept in
+        ``Busy.ticket``: pass it back on the next try, or ``leave_line`` when giving up)."""
         async with self.db.write() as conn:
             now = await self._now(conn)
             cur = await conn.execute("SELECT * FROM lease WHERE scope = ?", (scope,))
@@ -168,12 +211,28 @@ class LeaseStore:
             current = _holder(row)
             took_over: LeaseHolder | None = None
             reason = ""
+            free = self._free_reason(current, now) if current is not None else None
+            if ticket is not None:
+                ticket = await self._keep_place(conn, scope, owner, purpose, now, ticket)
+            ahead = await self._live_waiters(conn, scope, now, ticket)
+            if (current is not None and free is None) or ahead:
+                queued = current is None or free is not None
+                blocker = _waiting_holder(scope, ahead[0], row) if queued else current
+                assert blocker is not None
+                if record_refusal:
+                    await self._record_refusal(conn, scope, now, owner, purpose, blocker)
+                if queue and ticket is None:
+                    cur = await conn.execute(
+                        "INSERT INTO lease_waiter(scope, owner, purpose, since, seen_at) "
+                        "VALUES (?, ?, ?, ?, ?) RETURNING ticket",
+                        (scope, owner, purpose, now, now),
+                    )
+                    ticket = int((await cur.fetchone())[0])
+                return Busy(blocker, now, queued, len(ahead), ticket)
+            if ticket is not None:
+                await conn.execute("DELETE FROM lease_waiter WHERE ticket = ?", (ticket,))
             if current is not None:
-                free = self._free_reason(current, now)
-                if free is None:
-                    if record_refusal:
-                        await self._record_refusal(conn, scope, now, owner, purpose, current)
-                    return Busy(current, now)
+                assert free is not None
                 took_over, reason = current, free
                 await conn.execute(
                     "INSERT INTO lease_event(scope, at, kind, owner, purpose, token, detail) "
@@ -198,6 +257,92 @@ class LeaseStore:
             )
             holder = LeaseHolder(scope, owner, purpose, token, now, now, now + ttl)
             return Acquired(holder, took_over, reason)
+
+    async def _keep_place(
+        self, conn: Connection, scope: str, owner: str, purpose: str, now: float, ticket: int
+    ) -> int:
+        """Refresh this waiter's row; a waiter skipped as stale (it did not poll for
+        ``WAITER_STALE``) lines up again at the back under a new ticket."""
+        cur = await conn.execute(
+            "SELECT seen_at FROM lease_waiter WHERE ticket = ? AND owner = ?", (ticket, owner)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            cur = await conn.execute(
+                "INSERT INTO lease_waiter(scope, owner, purpose, since, seen_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING ticket",
+                (scope, owner, purpose, now, now),
+            )
+            return int((await cur.fetchone())[0])
+        if now - float(row["seen_at"]) >= WAITER_REFRESH:
+            await conn.execute(
+                "UPDATE lease_waiter SET seen_at = ? WHERE ticket = ?", (now, ticket)
+            )
+        return ticket
+
+    async def _live_waiters(
+        self, conn: Connection, scope: str, now: float, before: int | None
+    ) -> list[Any]:
+        """The live waiters ahead of ticket ``before`` (all, when None), first first; the gone
+        ones among them are removed."""
+        cur = await conn.execute(
+            "SELECT ticket, owner, purpose, since, seen_at FROM lease_waiter "
+            "WHERE scope = ? AND ticket < ? ORDER BY ticket",
+            (scope, before if before is not None else 2**62),
+        )
+        live = []
+        for row in await cur.fetchall():
+            if self._waiter_gone(row, now):
+                await conn.execute("DELETE FROM lease_waiter WHERE ticket = ?", (row["ticket"],))
+            else:
+                live.append(row)
+        return live
+
+    async def peek(self, scope: str, owner: str, ticket: int) -> Busy | None:
+        """A waiter's read-only look: None when a ``try_acquire`` with this ticket could
+        succeed (the lease is free and nobody live is ahead) or its row is due a refresh,
+        else why not yet. Waiters poll with this, not with write transactions: SQLite's busy
+        handler makes a writer that finds the write lock taken sleep for up to 100 ms, so
+        polling writers would slow down the very hand-over they wait for."""
+        async with self.db.read() as conn:
+            now = await self._now(conn)
+            cur = await conn.execute("SELECT * FROM lease WHERE scope = ?", (scope,))
+            row = await cur.fetchone()
+            current = _holder(row)
+            cur = await conn.execute(
+                "SELECT ticket, owner, purpose, since, seen_at FROM lease_waiter "
+                "WHERE scope = ? AND ticket <= ? ORDER BY ticket",
+                (scope, ticket),
+            )
+            rows = list(await cur.fetchall())
+        mine = [r for r in rows if int(r["ticket"]) == ticket and r["owner"] == owner]
+        if not mine or now - float(mine[0]["seen_at"]) >= WAITER_REFRESH:
+            return None
+        ahead = [r for r in rows if int(r["ticket"]) < ticket and not self._waiter_gone(r, now)]
+        if current is not None and self._free_reason(current, now) is None:
+            return Busy(current, now, False, len(ahead), ticket)
+        if not ahead:
+            return None
+        return Busy(_waiting_holder(scope, ahead[0], row), now, True, len(ahead), ticket)
+
+    def _waiter_gone(self, row: Any, now: float) -> bool:
+        host, pid = parse_owner(row["owner"])
+        dead = host == self.host and pid is not None and not self.is_alive(pid)
+        return dead or now - float(row["seen_at"]) > WAITER_STALE
+
+    async def leave_line(self, ticket: int) -> None:
+        """A waiter gives up its place (it got the lease elsewhere, or stopped waiting)."""
+        async with self.db.write() as conn:
+            await conn.execute("DELETE FROM lease_waiter WHERE ticket = ?", (ticket,))
+
+    async def waiters(self, scope: str) -> list[tuple[int, str, str]]:
+        """(ticket, owner, purpose) of everyone in line for ``scope``, first first."""
+        async with self.db.read() as conn:
+            cur = await conn.execute(
+                "SELECT ticket, owner, purpose FROM lease_waiter WHERE scope = ? ORDER BY ticket",
+                (scope,),
+            )
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
 
     async def record_refusal(
         self, scope: str, owner: str, purpose: str, holder: LeaseHolder

@@ -20,6 +20,7 @@ from storage.alert_chart_schema import ALERT_CHART_STATEMENTS
 from storage.cycle_schema import CYCLE_STATEMENTS
 from storage.errors import StorageError
 from storage.journal_schema import JOURNAL_STATEMENTS
+from storage.lease_waiter_schema import LEASE_WAITER_STATEMENTS
 from storage.paper_schema import PAPER_SCHEMA
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "strategy cycle records", CYCLE_STATEMENTS),
     (5, "alert delivery rounds and acknowledgements", ALERT_ACK_STATEMENTS),
     (6, "the chart an alert carries (scope, symbol)", ALERT_CHART_STATEMENTS),
+    (7, "the execution lease's waiting line (first come, first served)", LEASE_WAITER_STATEMENTS),
 ]
 
 LATEST = MIGRATIONS[-1][0]

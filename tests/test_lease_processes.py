@@ -327,6 +327,71 @@ def test_sigkilled_holder_is_taken_over_at_once(
     with_store(fresh_db, take_over)
 
 
+# --- b2. fair waiting: first come, first served ---------------------------------------------
+
+
+def wait_for_line(db_path: Path, n: int, timeout: float = 60.0) -> list[tuple[int, str, str]]:
+    """The waiting line of SCOPE once it has ``n`` rows (tickets, owners, purposes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = with_store(db_path, lambda store: store.waiters(SCOPE))
+        if len(line) == n or time.monotonic() > deadline:
+            return line
+        time.sleep(0.05)
+
+
+def test_waiters_get_the_lease_in_order_and_a_dead_one_is_skipped(
+    tmp_path: Path, fresh_db: Path, children: list[Child]
+) -> None:
+    """Lease fairness (issue 14): the lease goes to the longest waiting live process. A
+    newcomer (here one that does not wait) is refused while anyone is in line, even in the
+    moment the lease is free; a waiter SIGKILLed in line is skipped and its row removed."""
+    first = Child(worker("hold", fresh_db, "--purpose=first"), tmp_path / "first.err")
+    children.append(first)
+    _, token, _ = first.expect("ACQUIRED").split()
+    line_up = []
+    for name in ("second", "doomed", "third"):
+        child = Child(
+            worker("hold", fresh_db, "--wait=120", f"--purpose={name}"), tmp_path / f"{name}.err"
+        )
+        children.append(child)
+        line_up.append(child)
+        # each one takes its place before the next starts: the order of arrival is known
+        line = wait_for_line(fresh_db, len(line_up))
+        assert [parse_owner(o)[1] for _t, o, _p in line] == [c.pid for c in line_up]
+    second, doomed, third = line_up
+    assert [p for _t, _o, p in line] == ["second", "doomed", "third"]
+    tickets = [t for t, _o, _p in line]
+    assert tickets == sorted(tickets)
+
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.proc.wait(timeout=30)
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=30) == 0, first.stderr()
+
+    async def newcomer(store: LeaseStore) -> Busy | Acquired:
+        return await store.try_acquire(SCOPE, new_owner(), "newcomer", 30)
+
+    # the lease is free or already second's: either way the newcomer does not jump the line
+    result = with_store(fresh_db, newcomer)
+    assert isinstance(result, Busy)
+    assert parse_owner(result.holder.owner)[1] == second.pid
+    assert result.holder.purpose in ("second", "waiting: second")
+
+    _, second_token, _ = second.expect("ACQUIRED").split()
+    assert int(second_token) == int(token) + 1
+    assert third.proc.poll() is None and not third.seen  # still in line behind second
+    # a holder that dies frees the lease at once; the next live waiter, not a newcomer, has it
+    os.kill(second.pid, signal.SIGKILL)
+    second.proc.wait(timeout=30)
+    _, third_token, _ = third.expect("ACQUIRED").split()
+    assert int(third_token) == int(second_token) + 1
+    # the SIGKILLed waiter never held it, and nobody is left in line
+    assert wait_for_line(fresh_db, 0) == []
+    refusals = with_store(fresh_db, lambda store: store.refusals())
+    assert [r.purpose for r in refusals] == ["newcomer"]
+
+
 # --- c. fencing: a paused holder loses the lease ---------------------------------------------
 
 

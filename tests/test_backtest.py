@@ -93,7 +93,7 @@ async def test_backtest_fills_equal_the_live_path(db: Database, faults: bool) ->
     simulated, result = await backtest_fills(faults)
     assert simulated == live
     reasons = {t.exit_reason for t in result.trips}
-    assert len(result.trips) >= 10 and {"stop", "signal"} <= reasons
+    assert len(result.trips) >= 10 and {"stop_loss", "signal"} <= reasons
     assert {t.strategy for t in result.trips} == {"btc_momentum", "eth_bollinger"}
     if faults:  # the demo's silent stop failures were caught and repaired in the backtest too
         assert result.incidents >= 1
@@ -121,8 +121,8 @@ def test_ledger_round_trips_win_rate_and_fees() -> None:
     ledger.fill(_trade(buy, 1, 100, 0, 1), "a", "")
     ledger.fill(_trade(sell, 1, 110, 10, 2, reduce=True), "a", "signal")  # +10 -2 fees = +8
     ledger.fill(_trade(sell, 2, 100, 0, 3), "b", "")
-    ledger.fill(_trade(buy, 1, 104, -4, 4, reduce=True), "b", "stop")
-    ledger.fill(_trade(buy, 1, 106, -6, 5, reduce=True), "b", "stop")  # -10 -3 fees = -13
+    ledger.fill(_trade(buy, 1, 104, -4, 4, reduce=True), "b", "stop_loss")
+    ledger.fill(_trade(buy, 1, 106, -6, 5, reduce=True), "b", "stop_loss")  # -10 -3 fees = -13
     ledger.fill(_trade(buy, 1, 100, 0, 6), "a", "")  # still open
     first, second = ledger.trips
     assert (first.strategy, first.side, first.pnl, first.fees, first.exit_reason) == (
@@ -132,13 +132,18 @@ def test_ledger_round_trips_win_rate_and_fees() -> None:
         2.0,
         "signal",
     )
-    assert (second.size, second.exit_price, second.pnl, second.exit_reason) == (2, 105, -13, "stop")
-    assert win_rate(ledger.trips) == 50.0
+    assert (second.size, second.exit_price, second.pnl, second.exit_reason) == (
+        2,
+        105,
+        -13,
+        "stop_loss",
+    )
+    assert win_rate(ledger.trips) == 0.5  # a fraction, as warden pnl's
     assert win_rate([]) is None
     assert ledger.realized == {"a": 7.0, "b": -13.0}
     assert ledger.fees == {"a": 3.0, "b": 3.0}
     [still] = ledger.open_trips()
-    assert (still.exit_at, still.exit_reason) == (None, "open")
+    assert (still.exit_at, still.exit_reason) == (None, None)
     assert exposure(3, 12) == 25.0 and exposure(0, 0) == 0.0
 
 
@@ -164,7 +169,7 @@ async def test_engine_metrics_on_a_known_series() -> None:
     [trip] = [t for t in res.trips if t.closed]
     [then] = [t for t in res.trips if not t.closed]  # the drop is a downside breakout
     assert then.side is PositionSide.SHORT and then.entry_at > trip.exit_at
-    assert (trip.side, trip.exit_reason, trip.fees) == (PositionSide.LONG, "stop", 0.0)
+    assert (trip.side, trip.exit_reason, trip.fees) == (PositionSide.LONG, "stop_loss", 0.0)
     # entered on the close of the first candle that can break out (lookback candles seen)
     entry_index = run.strategy.lookback - 1
     assert trip.entry_price == pytest.approx(candles[entry_index].close, abs=0.1)
@@ -198,6 +203,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 SUMMARY_KEYS = {
     "trades",
+    "closed_trades",
+    "open_trades",
     "wins",
     "losses",
     "win_rate",
@@ -208,7 +215,6 @@ SUMMARY_KEYS = {
     "exposure_pct",
     "start_equity",
     "end_equity",
-    "open_positions",
     "candles",
 }
 

@@ -29,11 +29,16 @@ def _r(x: float | None, digits: int = 6) -> float | None:
 
 
 def summary_json(s: Summary) -> dict[str, Any]:
+    """The words and units of `warden pnl --json`: ``trades`` and ``closed_trades`` count closed
+    trades only (open ones are ``open_trades``, marked to the last close in ``net_pnl``);
+    ``win_rate`` is a fraction in [0, 1] (null without a closed trade)."""
     return {
         "trades": s.trades,
+        "closed_trades": s.trades,
+        "open_trades": s.open_positions,
         "wins": s.wins,
         "losses": s.trades - s.wins,
-        "win_rate": _r(s.win_rate, 4),
+        "win_rate": _r(s.win_rate, 6),
         "net_pnl": _r(s.net_pnl),
         "fees": _r(s.fees),
         "max_drawdown": _r(s.max_drawdown),
@@ -41,7 +46,6 @@ def summary_json(s: Summary) -> dict[str, Any]:
         "exposure_pct": _r(s.exposure_pct, 4),
         "start_equity": _r(s.start_equity),
         "end_equity": _r(s.end_equity),
-        "open_positions": s.open_positions,
         "candles": s.steps,
     }
 
@@ -126,7 +130,7 @@ def chart_data(setup: Setup, result: BacktestResult) -> BacktestChartData:
 
 
 def _row(name: str, s: Summary) -> str:
-    rate = "-" if s.win_rate is None else f"{s.win_rate:.1f}%"
+    rate = "-" if s.win_rate is None else f"{s.win_rate:.1%}"
     return (
         f"{name:<18} {s.trades:>6} {rate:>6} {s.net_pnl:>+12,.2f} {s.fees:>10,.2f} "
         f"{s.max_drawdown:>10,.2f} {s.max_drawdown_pct:>6.2f}% {s.exposure_pct:>7.1f}% "

@@ -22,11 +22,17 @@ from trading.backtest.metrics import Drawdown, Ledger, RoundTrip, Summary, expos
 from trading.cycle import StrategyRun, run_cycle
 from trading.executor import Executor
 from trading.guardian import Guardian
-from trading.journal import IntentKind
+from trading.journal import (
+    ExitReason,
+    Intent,
+    IntentKind,
+    PurposeKind,
+    exit_reason_text,
+)
 from trading.marketdata import timeframe_seconds
 from trading.models import Candle
 from trading.orders import OrderSender
-from trading.paper import FaultSettings, PaperExchange, PaperSettings
+from trading.paper import FaultSettings, PaperExchange, PaperSettings, Trade
 from trading.settings import RiskLimits, StopPolicy
 from trading.stops import StopKeeper
 
@@ -155,10 +161,7 @@ class _Account:
         for t in await book.trades(None, now):
             intent = self.journal.intent_for_order(t.order_id)
             purpose = intent.purpose if intent is not None else "external"
-            reason = "stop" if t.stop_id is not None else "external"
-            if intent is not None:
-                reason = "emergency" if intent.kind is IntentKind.EMERGENCY_CLOSE else "signal"
-            self.ledger.fill(t, self.by_purpose.get(purpose, purpose), reason)
+            self.ledger.fill(t, self.by_purpose.get(purpose, purpose), _exit_reason(t, intent))
         unrealized: dict[str, float] = {}
         prices = await book.prices()
         for p in (await book.positions()).values():
@@ -197,6 +200,20 @@ class _Account:
 
     async def finish(self) -> None:
         self.last_unrealized = {p.symbol: p.unrealized_pnl for p in await self.exchange.positions()}
+
+
+def _exit_reason(trade: Trade, intent: Intent | None) -> str:
+    """Why a fill closes, in the journal's vocabulary (the words `warden pnl` prints; see
+    trading.attribution.exit_reason, which reads the same from a live account's journal)."""
+    if trade.stop_id is not None:
+        return ExitReason.STOP_LOSS.value
+    if intent is None or intent.kind is IntentKind.ENTRY:
+        return ExitReason.EXTERNAL.value
+    purpose = intent.typed_purpose
+    if intent.kind is IntentKind.EMERGENCY_CLOSE:
+        why = purpose.why if purpose.kind is PurposeKind.EMERGENCY else purpose.text
+        return exit_reason_text(ExitReason.EMERGENCY, why)
+    return exit_reason_text(ExitReason.of_close(purpose))
 
 
 def _timeframes(spec: AccountSpec) -> dict[str, str]:

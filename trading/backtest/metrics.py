@@ -27,7 +27,9 @@ class RoundTrip:
     entry_price: float  # size-weighted average of the opening fills
     exit_at: float | None  # None: still open at the end
     exit_price: float | None  # size-weighted average of the closing fills
-    exit_reason: str  # stop | signal | emergency | open
+    # why it closed, in the journal's vocabulary (warden pnl's): stop_loss | signal | manual |
+    # emergency(<why>) | external; None while still open
+    exit_reason: str | None
     pnl: float  # realised, net of all its fees (entry fee included)
     fees: float
 
@@ -49,7 +51,7 @@ class _Open:
     exit_size: float = 0.0
     pnl: float = 0.0
     fees: float = 0.0
-    reason: str = "open"
+    reason: str | None = None
 
     def trip(self, account: str, symbol: str, exit_at: float | None) -> RoundTrip:
         return RoundTrip(
@@ -62,7 +64,7 @@ class _Open:
             entry_price=self.entry_value / self.entry_size if self.entry_size else 0.0,
             exit_at=exit_at,
             exit_price=self.exit_value / self.exit_size if self.exit_size else None,
-            exit_reason=self.reason if exit_at is not None else "open",
+            exit_reason=self.reason if exit_at is not None else None,
             pnl=self.pnl,
             fees=self.fees,
         )
@@ -148,11 +150,12 @@ def max_drawdown(curve: list[float]) -> tuple[float, float]:
 
 
 def win_rate(trips: list[RoundTrip]) -> float | None:
-    """Percent of closed round trips with a P&L above zero after fees; None with no trades."""
+    """The fraction (0..1, as `warden pnl`) of closed round trips with a P&L above zero after
+    fees; None with no closed trade."""
     closed = [t for t in trips if t.closed]
     if not closed:
         return None
-    return sum(1 for t in closed if t.pnl > 0) / len(closed) * 100
+    return sum(1 for t in closed if t.pnl > 0) / len(closed)
 
 
 def exposure(held: int, steps: int) -> float:
@@ -163,9 +166,9 @@ def exposure(held: int, steps: int) -> float:
 @dataclass(frozen=True)
 class Summary:
     name: str  # a strategy's name, or "total"
-    trades: int  # closed round trips
+    trades: int  # closed round trips (open ones are in open_positions)
     wins: int
-    win_rate: float | None  # percent of closed round trips with P&L > 0 after fees
+    win_rate: float | None  # fraction (0..1) of closed round trips with P&L > 0 after fees
     net_pnl: float  # end equity - start equity (open positions marked to the last close)
     fees: float
     max_drawdown: float

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -424,7 +425,36 @@ def _standalone(module: str, func: str = "run") -> Callable[[argparse.Namespace]
     return handler
 
 
+# The reader of stdout went away (`warden pnl --json | head -1`): what a program killed by
+# SIGPIPE exits with in a shell (128 + 13), so a pipeline under `set -o pipefail` sees that the
+# output was cut short; nothing else is printed, the command's own work is done.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        # a closed pipe shows here, not at interpreter exit as "Exception ignored ..."
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    """What Python's documentation recommends for SIGPIPE (the `signal` module, "Note on
+    SIGPIPE"): point stdout at devnull, so the flush at interpreter exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (already closed, replaced)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config", None) == "":
@@ -448,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # an exchange that cannot be read is an expected condition, not a crash: one line
         print(f"warden: exchange error: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
         return exit_codes.REFUSED
+    except BrokenPipeError:
+        raise  # the reader went away: main exits quietly
     except Exception as exc:
         # the traceback goes through the logging redaction filter, never raw to the terminal
         logging.getLogger("warden").critical("internal error", exc_info=True)

@@ -152,7 +152,7 @@ class CycleRunner:
         guarded: list[str] = []
         try:
             async with self.leases.hold(acct.scope, f"{trigger} cycle {spec.name}", wait) as lease:
-                paused = await acct.journal.is_paused(acct.scope)
+                pause = await acct.journal.pause_reason(acct.scope)
                 try:
                     report = await asyncio.wait_for(
                         run_cycle(
@@ -164,7 +164,8 @@ class CycleRunner:
                             acct.journal,
                             acct.scope,
                             now=time.time() if self.live_clock else None,
-                            allow_entries=self.entries_allowed and not paused,
+                            allow_entries=self.entries_allowed and pause is None,
+                            held_back=held_back(pause, self.entries_allowed),
                         ),
                         timeout=self.timeout,
                     )
@@ -258,3 +259,11 @@ class CycleRunner:
                 action=action,
             )
         return ["guardian after the timeout: " + a for a in report.actions + report.errors]
+
+
+def held_back(pause: str | None, reconciled: bool) -> str:
+    """Why a cycle sends no entry: the pause with the reason `warden pause --reason` gave, or
+    the start-up reconciliation still to finish."""
+    if pause is not None:
+        return f"paused: {pause}" if pause else "paused, no reason given"
+    return "not yet reconciled" if not reconciled else "entries allowed"

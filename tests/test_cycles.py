@@ -262,7 +262,7 @@ async def test_paused_no_entries_but_exits_and_stop_guarding_continue(rig_for: A
     await rig.advance_to(ENTRY_BAR)
     out = await runner.run("replay")
     assert out.report is not None and out.report.outcome == "refused"
-    assert "entries held back (paused" in out.report.summary()
+    assert "entries held back (paused: test)" in out.report.summary()  # the pause's reason
     assert await rig.exchange.positions() == []
     assert await rig.exchange.trades() == []
     assert await rig.journal.intents(SCOPE) == []

@@ -378,7 +378,7 @@ def test_pause_holds_entries_back_and_resume_restores_them(tmp_path: Path) -> No
     assert status["paused"] is True and status["paused_by_exchange"] == {"paper": True}
     (cycle,) = warden_json(tmp_path, *cfg, "cycle", "--once")["cycles"]
     assert cycle["outcome"] == "refused"
-    assert "entries held back (paused" in cycle["detail"]
+    assert "entries held back (paused: news at 14:00)" in cycle["detail"]  # the reason given
     assert warden_json(tmp_path, *cfg, "status")["positions"] == []
 
     res = warden(tmp_path, *cfg, "resume")

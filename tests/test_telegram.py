@@ -74,7 +74,7 @@ async def test_start_registers_commands_and_answers_each_command(
         n = len(rig.fake.calls)
         rig.fake.command(OWNER, "/pnl 7")  # short enough for a caption: one photo message
         pnl = rig.fake.caption(await rig.fake.next_photo(OWNER, n))
-        assert "last 7 day(s)" in pnl and "0 exit(s)" in pnl and "equity" in pnl
+        assert "last 7 day(s)" in pnl and "0 closed trade(s)" in pnl and "equity" in pnl
         assert "btc_momentum</b>: hold" in await rig.reply_text("/cycle btc_momentum")
         assert "unknown command" in await rig.reply_text("/frobnicate")
 
@@ -194,7 +194,7 @@ async def test_pnl_reports_realised_exits(tmp_path: Path) -> None:
         rig.fake.command(OWNER, "/pnl")
         photo = await rig.fake.next_photo(OWNER, n)  # the equity chart, the text as caption
         text = rig.fake.caption(photo)
-        assert "1 exit(s), 0 won, 1 lost" in text and "BTC/USDT:USDT: -" in text
+        assert "1 closed trade(s), 0 won, 1 lost" in text and "BTC/USDT:USDT: -" in text
         assert photo.params["photo"].startswith(b"\x89PNG") and "P&L" in photo.result["caption"]
         assert rig.fake.texts(OWNER) == []  # nothing sent twice
 

@@ -133,8 +133,10 @@ async def run_cycle(
     scope: str,
     now: float | None = None,
     allow_entries: bool = True,
+    held_back: str = "paused or not yet reconciled",
 ) -> CycleReport:
-    """``now`` drops a still-forming last candle (real exchanges); paper replay passes None."""
+    """``now`` drops a still-forming last candle (real exchanges); paper replay passes None.
+    ``held_back``: why entries are not allowed, for the refusal (e.g. the pause's reason)."""
     report = CycleReport(run.name)
     fetched = await _fetch(exchange, run, now)
     positions = {p.symbol: p for p in await retry.read(exchange.positions)}
@@ -163,6 +165,7 @@ async def run_cycle(
                 exchange,
                 executor,
                 allow_entries,
+                held_back,
             )
         report.symbols.append(outcome)
         quiet = outcome.outcome == "hold"
@@ -192,6 +195,7 @@ async def _act(
     exchange: ExchangePort,
     executor: Executor,
     allow_entries: bool,
+    held_back: str,
 ) -> SymbolOutcome:
     if decision.action is Action.HOLD:
         return SymbolOutcome(symbol, decision, "hold")
@@ -207,9 +211,7 @@ async def _act(
     if position is not None:
         return SymbolOutcome(symbol, decision, "hold", "a position is already open")
     if not allow_entries:
-        return SymbolOutcome(
-            symbol, decision, "refused", "entries held back (paused or not yet reconciled)"
-        )
+        return SymbolOutcome(symbol, decision, "refused", f"entries held back ({held_back})")
     assert decision.side is not None and decision.stop is not None and decision.price is not None
     markets = await retry.read(exchange.markets)
     balance = await retry.read(exchange.balance)

@@ -174,9 +174,11 @@ class TradeActions:
         acct, symbol = await self._account_for(rest[0], chosen)
         if not self.svc.reconciled(acct.name):
             return Reply(NOT_RECONCILED.format(name=esc(acct.name)))
-        if await acct.journal.is_paused(acct.scope):
+        why = await acct.journal.pause_reason(acct.scope)
+        if why is not None:
             return Reply(
-                f"refused: trading on {b(acct.name)} is paused (/resume); nothing was sent"
+                f"refused: trading on {b(acct.name)} is paused "
+                f"({esc(why) or 'no reason given'}); /resume ends it; nothing was sent"
             )
         percent = self.svc.config.risk.max_stop_percent
         stop_note = ""

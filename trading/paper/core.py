@@ -137,7 +137,7 @@ class PaperCore:
 
     async def _check_client_id(self, tx: PaperTx, client_id: str) -> None:
         if not client_id:
-            raise Rejected("a client id is required", code="51000")
+            raise Rejected("a client id is required")
         owner = await tx.client_id_owner(client_id)
         if owner is not None:
             raise DuplicateClientId(
@@ -232,7 +232,7 @@ class PaperCore:
         market = self._market(symbol)
         rounded = market.round_price(price) if math.isfinite(price) else 0.0
         if rounded <= 0:
-            raise Rejected(f"{symbol}: price {price} is not a positive price", "51000")
+            raise Rejected(f"{symbol}: price {price} is not a positive price")
         async with self.store.write(self.name) as tx:
             old = (await tx.prices())[symbol]
             await tx.set_price(symbol, rounded, self.clock())

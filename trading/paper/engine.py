@@ -121,7 +121,7 @@ class Fill:
 
 def check_size(market: Market, size: float) -> None:
     if not math.isfinite(size):
-        raise Rejected(f"{market.symbol}: size {fmt(size)} is not a number", code="51000")
+        raise Rejected(f"{market.symbol}: size {fmt(size)} is not a number")
     if not market.size_ok(size) or size <= 0:
         raise Rejected(
             f"{market.symbol}: size {fmt(size)} is below the minimum {fmt(market.min_size)}",

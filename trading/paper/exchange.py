@@ -59,7 +59,6 @@ class PaperExchange(PaperCore):
                 raise Rejected(
                     f"{symbol}: the paper exchange replays {replay.timeframe} candles, "
                     f"not {timeframe}",
-                    code="51000",
                 )
             return await tx.closed_candles(symbol, replay.cursor, since, max(0, limit))
 
@@ -195,7 +194,7 @@ class PaperExchange(PaperCore):
         engine.check_size(market, size)
         trigger = market.round_price(trigger_price) if math.isfinite(trigger_price) else 0.0
         if trigger <= 0:
-            raise Rejected(f"{symbol}: trigger price {trigger_price} is not valid", "51000")
+            raise Rejected(f"{symbol}: trigger price {trigger_price} is not valid")
         async with self.store.write(self.name) as tx:
             await self._check_client_id(tx, client_id)
             engine.check_stop_side(symbol, side, trigger, (await tx.prices())[symbol])

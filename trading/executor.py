@@ -2,7 +2,8 @@
 
 open: lease -> pause and risk limits -> ask the exchange (position or open entry order for the
 symbol => refused) -> persisted intent -> send -> resolve an unknown outcome by client id ->
-stop placed and read back live (I4) -> otherwise emergency close.
+stop placed and read back live (I4) -> otherwise emergency close. Every exchange write passes
+the lease's gate (``trading.fenced.FencedExchange``, used by the order sender and stop keeper).
 """
 
 from __future__ import annotations

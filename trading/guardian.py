@@ -1,9 +1,11 @@
 """The stop-loss guardian (I5): a stateless reconciler, run every cycle and by the watchdog.
 
-refresh (positions, live stops, prices from the exchange) -> desired (each position has exactly
-one live reduce-only stop on the right side covering its full size) -> act: place the missing,
-replace the mis-sized, cancel extras and orphans, emergency-close when the level is passed.
-Every repair is an incident with an attribution and a critical alert, then a "resolved" alert.
+read (positions, live stops, prices from the exchange; the journal's level, and why a position
+is unprotected when it is) -> plan (``trading.guard_plan.plan``, a pure function: each position
+has exactly one live reduce-only stop on the right side covering its full size) -> act: place
+the missing, replace the mis-sized, cancel extras and orphans, emergency-close when the level is
+passed. Every write goes through the lease's gate (``trading.fenced``). Every repair is an
+incident with an attribution and a critical alert, then a "resolved" alert.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ from bot.account_gate import AccountGate
 from bot.agent import AgentSeat
 from bot.audit_run import run_audit
 from bot.config import Config
-from bot.config.schema import PaperExchangeConfig
 from bot.cycles import CycleRunner, build_runs
+from bot.exchanges import paper_config, replay_of
 from bot.notify import Notifier, TerminalNotifier
 from bot.services import Account, build_account
 from bot.summary import audit_alerts, collect_daily_summary
@@ -86,7 +86,7 @@ class Daemon:
                 self.leases,
                 self.cycles,
                 config.scheduler.cycle_timeout_seconds,
-                live_clock=not (isinstance(ex, PaperExchangeConfig) and ex.replay is not None),
+                live_clock=replay_of(ex) is None,
                 gate=self.gates[sc.exchange],
             )
             runner.entries_allowed = False  # until the account is reconciled
@@ -214,8 +214,8 @@ class Daemon:
         return outcomes
 
     async def _equity_line(self, name: str) -> None:
-        ex = self.config.exchanges[name]
-        if not isinstance(ex, PaperExchangeConfig):
+        ex = paper_config(self.config.exchanges[name])
+        if ex is None:
             return
         balance = await self.accounts[name].exchange.balance()
         pnl = balance.total - ex.starting_balance
@@ -288,13 +288,14 @@ class Daemon:
 
     async def start(self) -> None:
         for name, ex in self.config.exchanges.items():
-            if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+            recorded = replay_of(ex)
+            if recorded is not None:
                 exchange = self.accounts[name].exchange
                 assert isinstance(exchange, PaperExchange)
                 symbols = {
                     s: r.run_spec.timeframe for r in self.runners[name] for s in r.run_spec.symbols
                 }
-                await replay.prepare(exchange, ex.replay, symbols)
+                await replay.prepare(exchange, recorded, symbols)
         for name in self.accounts:
             await self.reconcile(name)
         sched = AsyncIOScheduler(timezone=UTC)
@@ -302,11 +303,12 @@ class Daemon:
         common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": grace}
         now = datetime.now(UTC)
         for name, ex in self.config.exchanges.items():
-            if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+            recorded = replay_of(ex)
+            if recorded is not None:
                 if self.runners[name]:
                     sched.add_job(
                         self._track(partial(self._replay_tick, name)),
-                        IntervalTrigger(seconds=ex.replay.seconds_per_candle),
+                        IntervalTrigger(seconds=recorded.seconds_per_candle),
                         id=f"replay:{name}",
                         **common,
                     )

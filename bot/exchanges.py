@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import Config, ConfigError, Secrets
-from bot.config.schema import ExchangeConfig, PaperExchangeConfig
+from bot.config.schema import ExchangeConfig, PaperExchangeConfig, ReplayConfig
 from bot.config.secrets import process_secrets
 from storage.db import Database
 from trading.adapters.kinds import KINDS, ExchangeKind
@@ -117,3 +117,9 @@ def paper_config(cfg: ExchangeConfig) -> PaperExchangeConfig | None:
     """The table as a paper exchange's (markets, faults, replay), None for any other kind: the
     one place the paper-only commands and the backtest narrow a table to the paper model."""
     return cfg if isinstance(cfg, PaperExchangeConfig) else None
+
+
+def replay_of(cfg: ExchangeConfig) -> ReplayConfig | None:
+    """The recorded candles a paper exchange replays, None for live prices or another kind."""
+    paper = paper_config(cfg)
+    return paper.replay if paper is not None else None

@@ -9,9 +9,10 @@ import time
 from bot import exit_codes
 from bot.commands.render import print_json
 from bot.config.errors import ConfigError
-from bot.config.schema import PaperExchangeConfig, ReplayConfig
+from bot.config.schema import ReplayConfig
 from bot.context import Context, open_db
 from bot.cycles import CycleRunner, build_runs
+from bot.exchanges import replay_of
 from bot.services import build_account
 from storage.cycle_store import CycleStore
 from trading.port import ExchangePort
@@ -36,21 +37,21 @@ async def run(ctx: Context) -> int:
         for run_spec, sc in pairs:
             ex = config.exchanges[sc.exchange]
             acct = build_account(config, sc.exchange, db)
-            replay = isinstance(ex, PaperExchangeConfig) and ex.replay is not None
+            recorded = replay_of(ex)
             runner = CycleRunner(
                 run_spec,
                 acct,
                 leases,
                 cycles,
                 config.scheduler.cycle_timeout_seconds,
-                live_clock=not replay,
+                live_clock=recorded is None,
             )
             started = time.time()
             try:
-                if isinstance(ex, PaperExchangeConfig) and ex.replay is not None:
+                if recorded is not None:
                     # a fresh database has no candles yet: load them as `warden run` does (a
                     # database that already replays them keeps its place)
-                    await _prepare_replay(acct.exchange, ex.replay, sc.symbols, sc.timeframe)
+                    await _prepare_replay(acct.exchange, recorded, sc.symbols, sc.timeframe)
                 outcome = await runner.run("manual")
             finally:
                 await acct.exchange.close()

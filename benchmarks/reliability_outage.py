@@ -61,7 +61,7 @@ from bot.telegram import start_telegram  # noqa: E402
 from storage.db import Database  # noqa: E402
 from tests.fake_okx import API_KEY, PASSPHRASE, SECRET  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
-from tests.telegram_rig import OWNER, TOKEN, secrets, settings  # noqa: E402
+from tests.telegram_rig import TOKEN, secrets, settings  # noqa: E402
 from tests.test_outages import (  # noqa: E402
     Cuttable,
     DownOkx,
@@ -69,6 +69,7 @@ from tests.test_outages import (  # noqa: E402
     okx_config,
     outbox,
     replay_daemon_config,
+    telegram_alerts,
     terminal_alerts,
     write_lock_held,
 )
@@ -276,7 +277,7 @@ async def telegram_outage(folder: Path, seconds: float) -> Outage:
         await proxy.stop()
         await fake.stop()
     texts = [a["text"] for a in rows]
-    received = [t.split("\n", 1)[1] for t in fake.texts(OWNER) if "\n" in t]
+    received = telegram_alerts(fake)  # a photo alert's caption counts as its text
     result.alerts = len(texts)
     result.lost, result.twice, result.out_of_order = delivery(texts, received)
     return result

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,23 +90,57 @@ def pg_cluster() -> Iterator[Cluster]:
         cm.__exit__(None, None, None)
 
 
-@pytest.fixture
-def pg_url(pg_cluster: Cluster) -> Iterator[str]:
-    """The URL of a new empty database on the test cluster, dropped afterwards."""
+@contextmanager
+def _pg_database(cluster: Cluster, template: str = "template1") -> Iterator[str]:
     import psycopg
 
     name = f"warden_t{os.getpid()}_{next(_pg_names)}"
-    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     try:
-        yield pg_cluster.url(name)
+        yield cluster.url(name)
     finally:
-        with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def backend_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
-    """For a fixture parametrized over BACKENDS: the SQLite file, or a PostgreSQL URL."""
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: Cluster) -> str:
+    """A database migrated to the latest schema once per session: copying it is much cheaper
+    than migrating a new database in every test."""
+    import psycopg
+
+    async def migrate() -> None:
+        db = await Database.open(pg_cluster.url("warden_template"))
+        await db.close()
+
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE warden_template")
+    # in a thread of its own: no event loop may be running where asyncio.run is called
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, migrate()).result()
+    return "warden_template"
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster, pg_template: str) -> Iterator[str]:
+    """The URL of a new database at the latest schema on the test cluster, dropped afterwards."""
+    with _pg_database(pg_cluster, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_empty_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new empty database (no schema yet), dropped afterwards."""
+    with _pg_database(pg_cluster) as url:
+        yield url
+
+
+def backend_target(
+    request: pytest.FixtureRequest, tmp_path: Path, *, empty: bool = False
+) -> str | Path:
+    """For a fixture parametrized over BACKENDS: the SQLite file, or a PostgreSQL URL (a
+    database at the latest schema; ``empty``: without any, like a new SQLite file)."""
     if request.param == "sqlite":
         return tmp_path / "warden.db"
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("pg_empty_url" if empty else "pg_url"))

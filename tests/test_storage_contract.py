@@ -69,8 +69,14 @@ async def test_schema_is_at_latest_and_a_newer_one_is_refused(
         await Database.open(db_path)
 
 
-async def test_two_openers_at_once_create_the_schema_once(db_path: str | Path) -> None:
-    dbs = await asyncio.gather(*(Database.open(db_path) for _ in range(3)))
+@pytest.fixture(params=BACKENDS)
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """A store with no schema yet: a new SQLite file, an empty PostgreSQL database."""
+    return backend_target(request, tmp_path, empty=True)
+
+
+async def test_two_openers_at_once_create_the_schema_once(new_store: str | Path) -> None:
+    dbs = await asyncio.gather(*(Database.open(new_store) for _ in range(3)))
     try:
         for d in dbs:
             assert await current_version(d) == LATEST

@@ -46,8 +46,7 @@ CONNECT_TIMEOUT_S = 10
 # ("warden" in ASCII), so any two Warden writers exclude each other
 WRITE_LOCK_KEY = 0x77617264656E
 _WRITE_START = (
-    "{begin}; "
-    f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'; "
+    "{begin}; SET LOCAL lock_timeout = '{ms}ms'; "
     f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
 )
 
@@ -138,6 +137,8 @@ class PgDatabase:
         self.path = mask_url(url)
         self._conn: psycopg.AsyncConnection[Row] | None = None
         self._lock = asyncio.Lock()
+        # how long a writer waits for another process's write transaction: then StorageBusy
+        self.lock_timeout = LOCK_TIMEOUT_S
 
     @classmethod
     async def open(
@@ -190,13 +191,20 @@ class PgDatabase:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _run(self, conn: psycopg.AsyncConnection[Row], sql: str) -> None:
+    async def _run(
+        self, conn: psycopg.AsyncConnection[Row], sql: str, *, interruptible: bool = False
+    ) -> None:
         """A transaction-control statement, run to its end even if our task is cancelled (a
-        half-sent BEGIN or COMMIT would leave the connection in a state nobody owns)."""
+        half-sent BEGIN or COMMIT would leave the connection in a state nobody owns). An
+        ``interruptible`` one (the write lock wait) is cancelled on the server first, so a
+        cancelled writer stops waiting at once instead of after its lock timeout."""
         fut = asyncio.ensure_future(conn.execute(sql))
         try:
             await asyncio.shield(fut)
         except asyncio.CancelledError:
+            if interruptible and not fut.done():
+                with contextlib.suppress(Exception):
+                    await conn.cancel_safe(timeout=5.0)
             with contextlib.suppress(Exception):
                 await fut
             raise
@@ -215,7 +223,9 @@ class PgDatabase:
             conn = await self._connection()
             try:
                 # one round trip: BEGIN, the lock wait bound and the write lock together
-                await self._run(conn, _WRITE_START.format(begin=begin) if write else begin)
+                await self._run(
+                    conn, self._write_start(begin) if write else begin, interruptible=write
+                )
             except psycopg.Error as exc:
                 await self._abort(conn)
                 raise _typed(exc, self.path) from None
@@ -235,6 +245,9 @@ class PgDatabase:
             except psycopg.Error as exc:
                 await self._abort(conn)
                 raise _typed(exc, self.path) from exc
+
+    def _write_start(self, begin: str) -> str:
+        return _WRITE_START.format(begin=begin, ms=max(1, int(self.lock_timeout * 1000)))
 
     def write(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """One transaction; writers of every process exclude each other (see the module doc)."""

@@ -25,12 +25,13 @@ from storage.alert_ack_store import AlertAckStore
 from storage.cycle_store import CycleStore
 from storage.daemon_beacon import ACTIVE, Beacon, BeaconStore, last_agent_cycles
 from storage.db import Database
-from storage.errors import StorageError, StorageUnavailable
+from storage.errors import StorageBusy, StorageError, StorageUnavailable
 from storage.held_lease import LeaseManager
 from storage.journal_store import JournalStore
 from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
 from storage.migrations import LATEST, current_version
 from storage.outbox import Outbox
+from storage.pg import PgDatabase
 from tests.conftest import BACKENDS, ROOT, backend_target, child_env, warden_cmd
 from tests.pg_cluster import ClusterUnavailable, running_cluster
 from trading.journal import Attribution, IntentKind, IntentStatus, Severity, StopStatus
@@ -542,3 +543,47 @@ def test_missing_server_binaries_are_named(monkeypatch: pytest.MonkeyPatch, tmp_
     cluster = running_cluster()
     with pytest.raises(ClusterUnavailable, match="PostgreSQL server binaries not found"):
         cluster.__enter__()
+
+
+async def test_postgres_writer_waits_then_is_busy_and_a_cancelled_one_leaves_no_trace(
+    pg_url: str,
+) -> None:
+    """PostgreSQL only. A writer waits for another process's write transaction (the advisory
+    lock) and gives up after its lock timeout with StorageBusy; a writer cancelled while it
+    waits leaves its connection usable and writes nothing."""
+    holder = await Database.open(pg_url)
+    waiter = await Database.open(pg_url)
+    assert isinstance(waiter, PgDatabase)
+    waiter.lock_timeout = 0.3
+    release = asyncio.Event()
+    inside = asyncio.Event()
+
+    async def hold() -> None:
+        async with holder.write() as conn:
+            await conn.execute("INSERT INTO meta(key, value) VALUES ('held', 'x')")
+            inside.set()
+            await release.wait()
+
+    try:
+        task = asyncio.create_task(hold())
+        await inside.wait()
+        with pytest.raises(StorageBusy):
+            async with waiter.write() as conn:
+                await conn.execute("INSERT INTO meta(key, value) VALUES ('late', 'x')")
+        waiter.lock_timeout = 60.0
+        blocked = asyncio.create_task(waiter.write().__aenter__())
+        await asyncio.sleep(0.2)  # it is waiting for the lock now (or about to)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        release.set()
+        await task
+        async with waiter.write() as conn:
+            await conn.execute("INSERT INTO meta(key, value) VALUES ('after', 'x')")
+        async with waiter.read() as conn:
+            cur = await conn.execute("SELECT key FROM meta WHERE key IN ('held', 'late', 'after')")
+            assert sorted(r[0] for r in await cur.fetchall()) == ["after", "held"]
+    finally:
+        release.set()
+        await holder.close()
+        await waiter.close()

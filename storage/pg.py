@@ -43,7 +43,10 @@ from storage.sql import POSTGRESQL, Connection, to_postgres
 LOCK_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10
 # the advisory lock every write transaction takes: one 64-bit key for the whole database
-# ("warden" in ASCII), so any two Warden writers exclude each other
+# ("warden" in ASCII), so any two Warden writers exclude each other. pg_advisory_xact_lock "is
+# automatically released at the end of the current transaction and cannot be released
+# explicitly" (https://www.postgresql.org/docs/current/functions-admin.html, section
+# "Advisory Lock Functions")
 WRITE_LOCK_KEY = 0x77617264656E
 _WRITE_START = (
     "{begin}; SET LOCAL lock_timeout = '{ms}ms'; "
@@ -258,7 +261,10 @@ class PgDatabase:
 
     async def now(self, conn: Connection) -> float:
         """The server's clock, read when asked (``clock_timestamp``, not the transaction's
-        start): every host sharing the database judges leases by this one clock."""
+        start: "now() ... returns the start time of the current transaction",
+        clock_timestamp() "the actual current time", per "Current Date/Time" in
+        https://www.postgresql.org/docs/current/functions-datetime.html): every host sharing
+        the database judges leases by this one clock."""
         cur = await conn.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
         row = await cur.fetchone()
         return float(row[0])

@@ -7,6 +7,9 @@ are UTC on every axis.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import io
 import threading
 from collections.abc import Sequence
@@ -126,7 +129,27 @@ def num(x: float) -> str:
 def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
+    fig.clear()
+    _give_back_memory()
     return buf.getvalue()
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None elsewhere (musl, macOS)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _give_back_memory() -> None:
+    """A chart's buffers (the 1280x720 RGBA canvas, text layouts) are freed after each draw,
+    but glibc keeps the freed heap: measured, a daemon sat at ~165 MB after 100 charts and
+    drops back by ~48 MB once the heap is trimmed (docs/benchmarks.md, charts)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def png_size(data: bytes) -> tuple[int, int]:

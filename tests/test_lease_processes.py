@@ -392,6 +392,43 @@ def test_waiters_get_the_lease_in_order_and_a_dead_one_is_skipped(
     assert [r.purpose for r in refusals] == ["newcomer"]
 
 
+def test_a_free_lease_with_someone_in_line_refuses_a_newcomer_naming_the_first_waiter(
+    fresh_db: Path,
+) -> None:
+    """The moment between a release and the first waiter taking the lease: a command that does
+    not wait is refused (LeaseBusy, exit 75 in the CLI) naming the first in line, and the
+    refusal is on record; the waiter (this live process) then takes it with its ticket."""
+    from trading.lease import LeaseBusy
+
+    async def scenario(store: LeaseStore) -> None:
+        holder = await store.try_acquire(SCOPE, new_owner(), "holder", 30)
+        assert isinstance(holder, Acquired)
+        waiter = new_owner()
+        queued = await store.try_acquire(
+            SCOPE, waiter, "waiter", 30, queue=True, record_refusal=False
+        )
+        assert isinstance(queued, Busy) and queued.ticket is not None and not queued.queued
+        assert await store.release(SCOPE, holder.holder.owner, holder.holder.token)
+        assert await store.holders() == []  # free, yet not free for everyone
+        try:
+            await LeaseManager(store).acquire(SCOPE, "cli open")
+            raise AssertionError("a newcomer took the lease ahead of a live waiter")
+        except LeaseBusy as exc:
+            assert "nobody, but 1 waiting process(es) come first" in str(exc)
+            assert waiter in str(exc) and "waiting: waiter" in str(exc)
+        [refusal] = await store.refusals()
+        assert (refusal.purpose, refusal.holder_owner) == ("cli open", waiter)
+        assert refusal.holder_purpose == "waiting: waiter"
+        peeked = await store.peek(SCOPE, waiter, queued.ticket)
+        assert peeked is None  # nobody live ahead: a write try would succeed
+        mine = await store.try_acquire(SCOPE, waiter, "waiter", 30, ticket=queued.ticket)
+        assert isinstance(mine, Acquired)
+        assert mine.holder.token == holder.holder.token + 1
+        assert await store.waiters(SCOPE) == []
+
+    with_store(fresh_db, scenario)
+
+
 # --- c. fencing: a paused holder loses the lease ---------------------------------------------
 
 

@@ -228,3 +228,20 @@ async def test_warden_status_shows_a_trader_stop_as_the_traders_own(
     assert row["stop"]["whole_position"] is False
     text = status()
     assert "your own stop 64000.0 (0.001) live, set on the venue" in text.stdout
+
+
+async def test_closing_a_position_leaves_the_traders_own_stop_in_place(db: Database) -> None:
+    rig = build_rig(db)
+    await rig.open(BTC, LONG, 0.001, BTC_STOP)
+    [mine] = await rig.paper.open_stops()
+    await rig.paper.place_stop(BTC, SELL, 0.001, 64_000.0, "uiKeep")
+
+    async with rig.lease("manual close") as lease:
+        [res] = await rig.executor.close(lease, BTC, "manual", "manual close")
+
+    assert res.outcome is Outcome.CLOSED, res
+    assert "your own stop" in res.detail and "left in place" in res.detail
+    assert await rig.paper.positions() == []
+    assert [s.client_id for s in await rig.paper.open_stops()] == ["uiKeep"]
+    ended = {s.client_id: s.state for s in await rig.paper.stop_history()}
+    assert ended[mine.client_id] is StopState.CANCELED

@@ -34,6 +34,7 @@ from trading.logfmt import event
 from trading.models import Market, Position, PositionSide
 from trading.orders import OrderSender
 from trading.port import ExchangePort
+from trading.protection import describe
 from trading.settings import RiskLimits
 from trading.stops import StopKeeper, StopOutcome
 
@@ -311,8 +312,11 @@ class Executor:
         self, lease: LeaseGuard, p: Position, reason: ExitReason, purpose: str
     ) -> ExecResult:
         stops = await retry.read(lambda: self.exchange.open_stops(p.symbol))
-        # a stop that will not cancel is logged there; the close goes ahead (reduce-only)
-        await self.keeper.cancel_stops(lease, self.scope, stops)
+        # a stop that will not cancel is logged there; the close goes ahead (reduce-only). A
+        # stop the trader set on the venue is never canceled (trading/protection.py): being
+        # reduce-only it can open nothing once the position is gone
+        await self.keeper.cancel_stops(lease, self.scope, [s for s in stops if s.placed_by_warden])
+        theirs = [s for s in stops if not s.placed_by_warden]
         sent = await self.sender.send(
             lease,
             IntentKind.CLOSE,
@@ -352,7 +356,12 @@ class Executor:
             return ExecResult(
                 Outcome.CLOSED,
                 p.symbol,
-                f"closed {p.side.value} {sent.order.filled} at {price}",
+                f"closed {p.side.value} {sent.order.filled} at {price}"
+                + "".join(
+                    f"; your own stop {s.id} ({describe(s)}) left in place: cancel it on the "
+                    "venue if you no longer want it"
+                    for s in theirs
+                ),
                 fill_price=price,
                 size=sent.order.filled,
             )

@@ -32,7 +32,7 @@ from bot.services import build_account
 from bot.summary import collect_daily_summary, daily_summary
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
-from tests.test_executor import BTC, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
+from tests.rig_executor import BTC, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
 from trading.accounting import (
     CSV_FIELDS,
     Trade,

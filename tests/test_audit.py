@@ -20,7 +20,7 @@ from bot.summary import audit_alerts
 from storage.db import Database
 from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
 from tests.conftest import child_env, warden_cmd
-from tests.test_executor import BTC, BTC_STOP, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
+from tests.rig_executor import BTC, BTC_STOP, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
 from trading.audit import Finding, Kind, Level, _stop_findings, audit_exchange, expected_sizes
 from trading.journal import IntentKind, IntentStatus, Severity
 from trading.models import Market, Position, StopOrder, StopState

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from storage.db import Database
-from tests.test_executor import (
+from tests.rig_executor import (
     BTC,
     BTC_STOP,
     BUY,

@@ -25,7 +25,7 @@ from storage.db import Database
 from storage.journal_store import JournalStore
 from storage.lease import LeaseStore
 from tests.conftest import child_env, warden_cmd
-from tests.test_executor import (
+from tests.rig_executor import (
     BTC,
     BUY,
     ETH,

@@ -16,7 +16,7 @@ from typing import Any
 
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
-from tests.test_executor import BTC, BTC_STOP, LONG, SCOPE, SELL, build_rig
+from tests.rig_executor import BTC, BTC_STOP, LONG, SCOPE, SELL, build_rig
 from trading.audit import _stop_findings
 from trading.errors import UnclearStopRefusal
 from trading.executor import Outcome

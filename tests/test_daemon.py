@@ -29,7 +29,7 @@ from storage.held_lease import LeaseManager
 from storage.journal_store import JournalStore
 from storage.lease import LeaseStore
 from storage.paper_store import PaperStore
-from tests.test_cycles import (
+from tests.rig_cycles import (
     ENTRY_BAR,
     ETH,
     PATH,

@@ -48,8 +48,8 @@ from storage.lease import LeaseStore
 from storage.paper_store import PaperStore
 from tests.fake_okx import API_KEY, PASSPHRASE, SECRET, FakeOkx
 from tests.fake_telegram import FakeTelegram
+from tests.rig_cycles import ETH, PATH, STEP, T0, WARMUP, _paper, make_config, strategy
 from tests.telegram_rig import OWNER, TOKEN, secrets, settings
-from tests.test_cycles import ETH, PATH, STEP, T0, WARMUP, _paper, make_config, strategy
 from trading.errors import ExchangeError, NetworkError, RateLimited
 from trading.journal import IntentStatus, Severity
 from trading.marketdata import data_filename, write_candles

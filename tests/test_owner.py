@@ -19,11 +19,11 @@ from bot.config import Config
 from bot.services import build_account
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
+from tests.rig_cycles import ENTRY_BAR, ETH, EXIT_BAR, SCOPE, build_rig, make_config, strategy
 from tests.rig_executor import alerts as executor_alerts
 from tests.rig_executor import build_rig as build_executor_rig
 from tests.telegram_rig import SCOPE as TG_SCOPE
 from tests.telegram_rig import running_bot
-from tests.test_cycles import ENTRY_BAR, ETH, EXIT_BAR, SCOPE, build_rig, make_config, strategy
 from trading.accounting import account_trades
 from trading.models import PositionSide
 

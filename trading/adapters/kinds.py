@@ -138,14 +138,6 @@ KINDS: dict[str, ExchangeKind] = {
 }
 
 
-def kind(name: str) -> ExchangeKind:
-    """The descriptor for ``kind = NAME``; KeyError names the known kinds."""
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise KeyError(f"exchange kind {name!r} is not known ({', '.join(KINDS)})") from None
-
-
 def history_kinds() -> tuple[str, ...]:
     """The kinds whose public candle history `warden download` can read."""
     return tuple(k.name for k in KINDS.values() if k.history_client is not None)

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.test_crash import CASES, KillReport, crash_and_recover, random_kills  # noqa: E402
+from tests.rig_crash import CASES, KillReport, crash_and_recover, random_kills  # noqa: E402
 from tests.test_races import TrialReport, race_trial  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"

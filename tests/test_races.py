@@ -30,8 +30,7 @@ from typing import Any
 
 from tests.conftest import child_env, warden_cmd
 from tests.fake_telegram import Call, FakeTelegram
-from tests.telegram_rig import OWNER, TOKEN
-from tests.test_crash import (
+from tests.rig_crash import (
     BTC,
     SIZE,
     WAIT,
@@ -42,6 +41,7 @@ from tests.test_crash import (
     wait_for_invariants,
     write_config,
 )
+from tests.telegram_rig import OWNER, TOKEN
 
 PROCESSES = 16
 TRIALS = 3

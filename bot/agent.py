@@ -14,15 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from storage.agent_lease import AgentFence, AgentLeaseStore
 from storage.db import Database
-from storage.lease import Acquired, LeaseHolder, LeaseStore, new_owner, parse_owner
+from storage.errors import StorageError
+from storage.lease import HOST, Acquired, LeaseHolder, LeaseStore, parse_owner
 from trading.logfmt import event
 
 log = logging.getLogger("warden.agent")
+
+# Drills and tests only: the host name this agent gives as its own in the agent lease's owner
+# (``host:pid:random``), so that two agents on one machine behave as agents on two hosts do: a
+# pid is judged dead only when its host is this agent's own, so a standby "on another host" takes
+# over only when the holder's lease expires, by the database's clock. Never set it in production:
+# two agents on one host that claim different names would wait the full TTL for a dead holder.
+HOST_ENV = "WARDEN_AGENT_HOST"
+
+
+def agent_host() -> str:
+    return os.environ.get(HOST_ENV) or HOST
 
 
 def who(owner: str) -> str:
@@ -49,9 +62,10 @@ class AgentSeat:
     def __init__(
         self, db: Database, ttl: float, heartbeat: float, poll: float | None = None
     ) -> None:
-        self.leases = LeaseStore(db)
+        host = agent_host()
+        self.leases = LeaseStore(db, host=host)
         self.store = AgentLeaseStore(self.leases)
-        self.owner = new_owner()
+        self.owner = f"{host}:{os.getpid()}:{os.urandom(4).hex()}"
         self.ttl = ttl
         self.heartbeat = heartbeat
         # a standby looks at the holder this often (a read; it writes only to take over)
@@ -92,10 +106,18 @@ class AgentSeat:
         """Wait until the lease can be taken, then take it; False when ``stop`` came first.
 
         Only a read each ``poll``; the write (``claim``) is tried when the holder looks free, and
-        a refusal is recorded only once, not once per look."""
+        a refusal is recorded only once, not once per look. "Free" is judged by the database's
+        clock, as the claim itself judges it: a standby whose host clock runs ahead of the
+        active's would otherwise try (and fail) every poll, one running behind would look late.
+        A database it cannot reach is retried at the next poll: a standby outlives an outage."""
         while not stop.is_set():
-            holder = await self.store.holder()
-            if holder is None or self.store.free_reason(holder) is not None:
+            try:
+                holder = await self.store.holder()
+                free = holder is None or await self.store.free_reason_now(holder) is not None
+            except StorageError as exc:
+                event(log, "agent.standby_read_failed", logging.WARNING, error=type(exc).__name__)
+                free = False
+            if free:
                 with contextlib.suppress(AgentBusy):
                     await self.claim(record_refusal=False)
                     self.from_standby = True

@@ -30,11 +30,17 @@ async def run(ctx: Context) -> int:
             file=sys.stderr,
         )
         return exit_codes.USAGE
-    from bot.drills.scenarios import SCENARIOS
-
     drill = DrillRun(name)
-    drill.step(f"drill {name}: throwaway paper exchange and database")
-    await SCENARIOS[name](ctx.config, drill)
+    if name == "failover":
+        from bot.drills.failover import failover
+
+        drill.step(f"drill {name}: throwaway PostgreSQL cluster, two agents on paper")
+        await failover(ctx.config, drill)
+    else:
+        from bot.drills.scenarios import SCENARIOS
+
+        drill.step(f"drill {name}: throwaway paper exchange and database")
+        await SCENARIOS[name](ctx.config, drill)
     verdict = "HELD" if drill.passed else "FAILED: " + "; ".join(drill.failures)
     drill.step(f"drill {name}: safety net {verdict}")
     return exit_codes.OK if drill.passed else exit_codes.REFUSED

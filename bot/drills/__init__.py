@@ -4,4 +4,4 @@ Users run them before going live (`warden drill NAME`); each prints its steps wi
 passes only if the safety net held.
 """
 
-DRILLS = ("double-open", "silent-stop", "stop-overrun", "stop-removed")
+DRILLS = ("double-open", "silent-stop", "stop-overrun", "stop-removed", "failover")

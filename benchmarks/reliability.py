@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.rig_crash import CASES, KillReport, crash_and_recover, random_kills  # noqa: E402
-from tests.test_races import TrialReport, race_trial  # noqa: E402
+from tests.rig_races import TrialReport, race_trial  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = (

@@ -62,8 +62,8 @@ from benchmarks.soak_racer import run_once  # noqa: E402
 from tests.conftest import child_env  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 from tests.rig_crash import BTC, SIZE, WAIT, Agent, query  # noqa: E402
+from tests.rig_races import BUSY, REFUSED, TelegramCloser, last_price, race_config  # noqa: E402
 from tests.telegram_rig import OWNER, TOKEN  # noqa: E402
-from tests.test_races import BUSY, REFUSED, TelegramCloser, last_price, race_config  # noqa: E402
 
 PROCESSES = 16
 TOO_LARGE = SIZE * (1 + 1e-9)

@@ -1106,7 +1106,7 @@ async def test_the_okx_adapter_turns_any_answer_into_models_or_port_errors(
 
 @pytest.fixture
 async def hl_junk() -> AsyncIterator[HyperliquidExchange]:
-    from tests.test_hyperliquid_adapter import PRIVATE_KEY, WALLET
+    from tests.rig_hyperliquid import PRIVATE_KEY, WALLET
 
     hl = HyperliquidExchange("hl", "main", WALLET, PRIVATE_KEY, sandbox=True)
     hl.client.load_markets = returning({"BTC/USDC:USDC": HL_MARKET})

@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.conftest import child_env, warden_cmd
 from tests.fake_hyperliquid import FakeHyperliquid
 from tests.fake_okx import API_KEY, BTC, PASSPHRASE, SECRET, FakeOkx
-from tests.test_hyperliquid_adapter import PRIVATE_KEY, WALLET
+from tests.rig_hyperliquid import PRIVATE_KEY, WALLET
 
 SECRETS = {
     "OKX_API_KEY": API_KEY,

@@ -12,13 +12,24 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, child_env
 from tests.fake_hyperliquid import FakeHyperliquid
+from tests.rig_hyperliquid import (
+    BTC,
+    ETH,
+    GRANTS,
+    PRIVATE_KEY,
+    SLIPPAGE,
+    WALLET,
+    Venue,
+    assert_nothing_granted,
+    start_venue,
+    stop_venue,
+)
 from trading.adapters.hyperliquid import (
     GRANT_OPTIONS,
     HyperliquidExchange,
@@ -49,48 +60,8 @@ from trading.errors import (
 from trading.models import LeverageSetting, OrderSide, OrderStatus, PositionSide, StopState
 from trading.port import ExchangePort
 
-WALLET = "0x5e9ee1089755c3435139848e47e6635505d5a13a"
-# a throwaway key that never held anything; the fake does not verify signatures
-PRIVATE_KEY = "0x" + "0123456789abcdef" * 4
-BTC, ETH = "BTC/USDC:USDC", "ETH/USDC:USDC"
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
-SLIPPAGE = 5.0
 CLOID = re.compile(r"^0x[0-9a-f]{32}$")
-GRANTS = ("approveBuilderFee", "setReferrer")
-
-
-@dataclass
-class Venue:
-    fake: FakeHyperliquid
-    ex: HyperliquidExchange
-
-
-def assert_nothing_granted(fake: FakeHyperliquid) -> None:
-    assert not set(GRANTS) & set(fake.action_types), fake.action_types
-    assert all("builder" not in a for a in fake.actions), fake.actions
-
-
-async def start_venue(fake: FakeHyperliquid, timeout_ms: int = 10_000, **settings: Any) -> Venue:
-    url = await fake.start()
-    ex = HyperliquidExchange(
-        "hyperliquid",
-        "main",
-        WALLET,
-        PRIVATE_KEY,
-        api_url=url,
-        slippage_percent=SLIPPAGE,
-        timeout_ms=timeout_ms,
-        enable_rate_limit=False,  # ccxt's client-side throttle only slows the tests down
-        **settings,
-    )
-    ex.client.timeout_on_exit = 0  # ccxt waits 250 ms on close for TLS; the fake is plain HTTP
-    return Venue(fake, ex)
-
-
-async def stop_venue(v: Venue) -> None:
-    await v.ex.close()
-    await v.fake.stop()
-    assert_nothing_granted(v.fake)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from storage.held_lease import HeldLease, LeaseManager
 from storage.journal_store import JournalStore
 from storage.lease import LeaseStore
 from tests.fake_hyperliquid import FakeHyperliquid, FakeOrder
-from tests.test_hyperliquid_adapter import BTC, ETH, WALLET, Venue, start_venue, stop_venue
+from tests.rig_hyperliquid import BTC, ETH, WALLET, Venue, start_venue, stop_venue
 from trading.adapters.hyperliquid import HyperliquidExchange
 from trading.adapters.hyperliquid_parse import to_cloid
 from trading.executor import ExecResult, Executor, Outcome

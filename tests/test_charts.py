@@ -41,9 +41,9 @@ from bot.config.schema import ReplayConfig
 from bot.telegram.pnl import equity_points
 from storage.db import Database
 from tests.conftest import ROOT, child_env, warden_cmd
+from tests.rig_okx import Rig as OkxRig
+from tests.rig_okx import rig  # noqa: F401  the OKX scenario fixture
 from tests.telegram_rig import BTC, running_bot
-from tests.test_okx_scenarios import Rig as OkxRig
-from tests.test_okx_scenarios import rig  # noqa: F401  the OKX scenario fixture
 from trading.executor import Outcome
 from trading.journal import Exit
 from trading.models import Candle, PositionSide, StopState

@@ -61,8 +61,7 @@ from bot.telegram import start_telegram  # noqa: E402
 from storage.db import Database  # noqa: E402
 from tests.fake_okx import API_KEY, PASSPHRASE, SECRET  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
-from tests.telegram_rig import TOKEN, secrets, settings  # noqa: E402
-from tests.test_outages import (  # noqa: E402
+from tests.rig_outages import (  # noqa: E402
     Cuttable,
     DownOkx,
     long_path,
@@ -73,6 +72,7 @@ from tests.test_outages import (  # noqa: E402
     terminal_alerts,
     write_lock_held,
 )
+from tests.telegram_rig import TOKEN, secrets, settings  # noqa: E402
 from trading.journal import Severity  # noqa: E402
 from trading.models import PositionSide  # noqa: E402
 from trading.paper import PaperExchange  # noqa: E402

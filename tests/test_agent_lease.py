@@ -23,9 +23,9 @@ from bot.agent import AgentBusy, AgentSeat
 from storage.agent_lease import AGENT_SCOPE
 from storage.daemon_beacon import Beacon, BeaconStore
 from storage.db import Database
-from tests.test_run_cli import BTC, Proc, guarded_positions, procs, warden, warden_json
+from tests.rig_cli_processes import BTC, Proc, guarded_positions, procs, warden, warden_json
 
-__all__ = ["procs"]  # the fixture, shared with tests/test_run_cli.py
+__all__ = ["procs"]  # the fixture, from tests/rig_cli_processes.py
 
 
 def agent_config(

@@ -117,3 +117,23 @@ def guarded_positions(cwd: Path, *config: str) -> list[dict[str, Any]]:
         assert p["stop"]["state"] == "live" and p["stop"]["size"] == p["size"], p
         assert p["stop"]["verified_at"] is not None, p
     return list(status["positions"])
+
+
+def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy (waiting only; nothing is timed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+def roles(cwd: Path, cfg: tuple[str, str]) -> dict[int, str]:
+    """`warden health --json`: pid -> role of each agent listed."""
+    res = warden(cwd, *cfg, "health", "--json")
+    assert res.returncode in (0, 1), res.stderr
+    report = json.loads(res.stdout)
+    return {int(a["owner"].split(":")[-2]): a["role"] for a in report["agents"]}

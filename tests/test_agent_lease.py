@@ -12,7 +12,6 @@ semantics (a lapse nobody took over is not a loss; a takeover fences the beacon)
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sqlite3
 import time
@@ -23,7 +22,16 @@ from bot.agent import AgentBusy, AgentSeat
 from storage.agent_lease import AGENT_SCOPE
 from storage.daemon_beacon import Beacon, BeaconStore
 from storage.db import Database
-from tests.rig_cli_processes import BTC, Proc, guarded_positions, procs, warden, warden_json
+from tests.rig_cli_processes import (
+    BTC,
+    Proc,
+    guarded_positions,
+    procs,
+    roles,
+    wait_until,
+    warden,
+    warden_json,
+)
 
 __all__ = ["procs"]  # the fixture, from tests/rig_cli_processes.py
 
@@ -78,26 +86,6 @@ def cycles(root: Path) -> list[tuple[str, str, str, float, float, str | None]]:
 def alerts(root: Path, severity: str) -> list[str]:
     rows = query(root, "SELECT text FROM alert_outbox WHERE severity = ? ORDER BY id", severity)
     return [r[0] for r in rows]
-
-
-def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy (waiting only; nothing is timed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
-
-
-def roles(cwd: Path, cfg: tuple[str, str]) -> dict[int, str]:
-    """`warden health --json`: pid -> role of each agent listed."""
-    res = warden(cwd, *cfg, "health", "--json")
-    assert res.returncode in (0, 1), res.stderr
-    report = json.loads(res.stdout)
-    return {int(a["owner"].split(":")[-2]): a["role"] for a in report["agents"]}
 
 
 # --- one agent per store ------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import child_env, warden_cmd
+from tests.rig_secrets import (
+    forms,
+)
 
 # fake, but each one distinctive enough that finding it anywhere cannot be a coincidence
 FROM_ENV = {
@@ -80,15 +83,6 @@ private_key = "{FROM_ENV["HYPERLIQUID_PRIVATE_KEY"]}"
 [risk]
 max_leverage = "{FROM_DOTENV["OKX_API_KEY"]}"
 """
-
-
-def forms(secret: str) -> set[str]:
-    return {
-        secret,
-        json.dumps(secret)[1:-1],  # ASCII-escaped, as json.dumps writes by default
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        repr(secret)[1:-1],
-    }
 
 
 NEEDLES = sorted({f for s in SECRETS for f in forms(s)} | set(FRAGMENTS))

@@ -1,5 +1,5 @@
-"""Every form a secret can take once written somewhere (as is, quoted, URL-encoded, base64, ...),
-for the scans that look for a leaked secret: the secrets-scan and bad-input suites."""
+"""The forms a secret takes once written somewhere (as is, JSON-escaped, repr-escaped), for the
+scans that look for a leaked secret: the secrets-scan and bad-input suites."""
 
 from __future__ import annotations
 

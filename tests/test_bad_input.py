@@ -68,12 +68,12 @@ from tests.fake_okx import API_KEY as FAKE_OKX_KEY
 from tests.fake_okx import PASSPHRASE as FAKE_OKX_PASSPHRASE
 from tests.fake_okx import FakeOkx
 from tests.fake_telegram import BOT_USER, FakeTelegram
+from tests.rig_config import to_toml, write
 from tests.rig_cycles import ETH as ETH_PAPER
 from tests.rig_cycles import PATH, WARMUP
 from tests.rig_outages import fast_reads, outbox
 from tests.rig_secrets import forms
 from tests.telegram_rig import OWNER, Rig, running_bot
-from tests.test_config import to_toml, write
 from trading.adapters import hyperliquid_parse as hp
 from trading.adapters import okx_parse as op
 from trading.adapters.hyperliquid import HyperliquidExchange

@@ -274,8 +274,8 @@ async def _cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess
 async def test_warden_chart_on_okx_and_hyperliquid_fakes(tmp_path: Path) -> None:
     from tests.fake_hyperliquid import FakeHyperliquid
     from tests.fake_okx import FakeOkx
+    from tests.rig_exchange_wiring import SECRETS, config
     from tests.rig_hyperliquid import WALLET
-    from tests.test_exchange_wiring import SECRETS, config
 
     okx = await FakeOkx(demo=True).start()
     start = int(time.time() * 1000) // 900_000 * 900_000 - 100 * 900_000

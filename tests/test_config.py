@@ -6,7 +6,6 @@ message the operator can act on instead of being silently ignored.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from pathlib import Path
@@ -37,57 +36,15 @@ from bot.config.schema import (
 )
 from bot.config.strategy import StrategyConfig, StrategyRiskConfig
 from tests.conftest import ROOT
+from tests.rig_config import (
+    to_toml,
+    write,
+)
 
 EXAMPLE = ROOT / "warden.example.toml"
 
 
 # --- a small TOML writer (the standard library only reads TOML) ---------------------------------
-
-
-def toml_str(text: str) -> str:
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return toml_str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{toml_str(str(k))} = {toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    raise TypeError(type(value))
-
-
-def to_toml(doc: dict[str, Any]) -> str:
-    return "".join(f"{toml_str(k)} = {toml_value(v)}\n" for k, v in doc.items())
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def error_for(path: Path, text: str | None = None) -> str:

@@ -794,7 +794,7 @@ async def test_doctor_shows_leverage_per_traded_or_held_symbol_and_flags_differe
 ) -> None:
     """`warden doctor` through the real CLI and adapter: BTC (traded by a strategy) is at the
     configured 3x cross; ETH (held, opened in OKX's app at 10x isolated) is flagged."""
-    from tests.test_exchange_wiring import SECRETS, warden
+    from tests.rig_exchange_wiring import SECRETS, warden
 
     fake.leverage[(BTC, "cross")] = 3
     fake.open_outside(ETH, "sell", "3", mode="isolated")

@@ -21,7 +21,7 @@ production read retries and busy timeout.
    (busy_timeout 10 s, as shipped); the replay would enter meanwhile. Counted: orders sent
    while nothing could be stored (must be 0), alerts that could not be stored (each must be in
    the log), time to recover, alerts lost.
-4. Bad input: tests/test_bad_input.py's properties (all but the full-run scan) in a child
+4. Bad input: tests/test_bad_input_*.py's properties (all but the full-run scan) in a child
    pytest with ``WARDEN_FUZZ_SCALE`` times their examples, in parallel with the above.
 
 Prints the figures and rewrites its own section of ``docs/benchmarks.md`` (between
@@ -374,7 +374,7 @@ def fuzz(scale: int, report: Path) -> subprocess.Popen[bytes]:
         "no:cacheprovider",
         "-o",
         "timeout=3000",
-        str(ROOT / "tests" / "test_bad_input.py"),
+        *map(str, sorted((ROOT / "tests").glob("test_bad_input_*.py"))),
         "-k",
         "not full_run and not leak_finder and not stranger",
     ]
@@ -436,7 +436,7 @@ def render(outages: list[Outage], tried: dict[str, int], fuzz_ok: bool, took: fl
         "CRITICAL instead.",
         "",
         f"**Bad inputs tried**: {total:,} generated inputs (hypothesis, derandomized, "
-        f"tests/test_bad_input.py at {tried.get('_scale', 0)}x its CI examples), "
+        f"tests/test_bad_input_*.py at {tried.get('_scale', 0)}x its CI examples), "
         f"{'all passed' if fuzz_ok else 'FAILURES, see the run'}:",
         "",
         "| property | inputs |",

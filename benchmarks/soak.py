@@ -25,7 +25,7 @@
 2. Outages, ``benchmarks/reliability_outage.py``'s three scenarios run for longer: the exchange
    down (503, 429, dropped connections), Telegram down, the database write-locked; ``--minutes``
    split 50/30/20 between them. Alerts lost or delivered twice, orders sent during an outage.
-3. Bad inputs: ``tests/test_bad_input.py``'s properties (hypothesis, derandomized) at
+3. Bad inputs: ``tests/test_bad_input_*.py``'s properties (hypothesis, derandomized) at
    ``--fuzz-scale`` times their CI examples, in a child pytest alongside the outages.
 
 ``report`` renders the accumulated results into ``docs/benchmarks.md`` (between
@@ -480,12 +480,12 @@ def one_trial(
 
 
 def fuzz(scale: int, report: Path, quick: bool) -> subprocess.Popen[bytes]:
-    """tests/test_bad_input.py's properties in a child pytest (as reliability_outage.py runs
+    """tests/test_bad_input_*.py's properties in a child pytest (as reliability_outage.py runs
     them); ``quick``: only the argument parsers' property, for the smoke run."""
     env = dict(child_env(), WARDEN_FUZZ_SCALE=str(scale), WARDEN_FUZZ_REPORT=str(report))
     select = "argument_parsers" if quick else "not full_run and not leak_finder and not stranger"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=6000"]
-    cmd += [str(ROOT / "tests" / "test_bad_input.py"), "-k", select]
+    cmd += [*map(str, sorted((ROOT / "tests").glob("test_bad_input_*.py"))), "-k", select]
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -668,7 +668,7 @@ def render(doc: dict[str, Any]) -> str:
         f"{sum(o['lost'] for o in outages)}, delivered twice {sum(o['twice'] for o in outages)};"
         f" orders sent during an outage {sum(o['orders_during'] for o in outages)}.",
         "",
-        "**Bad inputs** (`tests/test_bad_input.py`'s properties, hypothesis, derandomized):",
+        "**Bad inputs** (`tests/test_bad_input_*.py`'s properties, hypothesis, derandomized):",
         "",
         "| property | inputs |",
         "|---|---|",

@@ -29,8 +29,15 @@ import pytest
 from bot.agent import HOST_ENV
 from bot.drills.failover import delivered_texts
 from bot.drills.pg_cluster import Cluster
-from tests.test_agent_lease import roles, wait_until
-from tests.test_run_cli import BTC, Proc, guarded_positions, procs, warden_json
+from tests.rig_cli_processes import (
+    BTC,
+    Proc,
+    guarded_positions,
+    procs,
+    roles,
+    wait_until,
+    warden_json,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 __all__ = ["procs"]

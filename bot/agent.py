@@ -118,7 +118,8 @@ class AgentSeat:
                 event(log, "agent.standby_read_failed", logging.WARNING, error=type(exc).__name__)
                 free = False
             if free:
-                with contextlib.suppress(AgentBusy):
+                # refused (another standby was first), or the database went away meanwhile
+                with contextlib.suppress(AgentBusy, StorageError):
                     await self.claim(record_refusal=False)
                     self.from_standby = True
                     return True

@@ -247,7 +247,7 @@ async def _pair(cluster: Cluster, base: Config, run: DrillRun, wait: float) -> N
                 f"  kill -> takeover {takeover:.2f}s (budget: TTL + one watchdog period = "
                 f"{ttl + watchdog:g}s)"
             )
-            verified = await _stop_verified_after(url, killed_at, wait)
+            verified = await stop_verified_after(url, killed_at, wait)
             run.figures["protected_seconds"] = (verified or time.time()) - killed_at
             run.check(
                 verified is not None,
@@ -264,7 +264,7 @@ async def _pair(cluster: Cluster, base: Config, run: DrillRun, wait: float) -> N
             await _judge(root, config, url, run, [active, standby])
 
 
-async def _stop_verified_after(url: str, since: float, wait: float) -> float | None:
+async def stop_verified_after(url: str, since: float, wait: float) -> float | None:
     """When the stop was last read back live from the exchange, once that is after ``since``
     (the journal's record; ``warden status`` shows it to the second only)."""
     deadline = time.monotonic() + wait

@@ -127,11 +127,12 @@ def describe_busy(busy: Busy) -> str:
 def poll_delay(busy: Busy) -> float:
     """How long a waiter sleeps before looking again. The lease is free but someone is ahead:
     they take it within milliseconds. Held: a fifth of how long it has been held (a short hold
-    is likely to end soon, a long cycle is not). Times one more than the number of live waiters
-    ahead (each of them holds it in turn first), between 2 ms and 250 ms, jittered so that
+    is likely to end soon, a long cycle is not). Further back in line, longer: 1 + 3 x the
+    live waiters ahead (each of them holds it in turn first; looks cost CPU the holder needs,
+    measured with benchmarks/lease_bench.py). Between 1 ms and 250 ms, jittered so that
     waiters do not look in lockstep."""
-    base = 0.002 if busy.queued else max(0.002, 0.2 * busy.age)
-    return min(0.25, base * (1 + busy.ahead)) * (0.75 + 0.5 * random.random())
+    base = 0.001 if busy.queued else max(0.001, 0.2 * busy.age)
+    return min(0.25, base * (1 + 3 * busy.ahead)) * (0.75 + 0.5 * random.random())
 
 
 class LeaseManager:

@@ -306,24 +306,39 @@ class LeaseStore:
         polling writers would slow down the very hand-over they wait for."""
         async with self.db.read() as conn:
             now = await self._now(conn)
-            cur = await conn.execute("SELECT * FROM lease WHERE scope = ?", (scope,))
-            row = await cur.fetchone()
-            current = _holder(row)
+            # one statement, one round trip: the lease row, joined with the line up to us
             cur = await conn.execute(
-                "SELECT ticket, owner, purpose, since, seen_at FROM lease_waiter "
-                "WHERE scope = ? AND ticket <= ? ORDER BY ticket",
-                (scope, ticket),
+                "SELECT l.scope, l.owner AS l_owner, l.purpose AS l_purpose, l.token, "
+                "l.acquired_at, l.heartbeat_at, l.expires_at, w.ticket, w.owner, w.purpose, "
+                "w.since, w.seen_at FROM lease l LEFT JOIN lease_waiter w "
+                "ON w.scope = l.scope AND w.ticket <= ? WHERE l.scope = ? ORDER BY w.ticket",
+                (ticket, scope),
             )
             rows = list(await cur.fetchall())
-        mine = [r for r in rows if int(r["ticket"]) == ticket and r["owner"] == owner]
+        if not rows:
+            return None
+        first = rows[0]
+        current = _holder(
+            {
+                "scope": first["scope"],
+                "owner": first["l_owner"],
+                "purpose": first["l_purpose"],
+                "token": first["token"],
+                "acquired_at": first["acquired_at"],
+                "heartbeat_at": first["heartbeat_at"],
+                "expires_at": first["expires_at"],
+            }
+        )
+        line = [r for r in rows if r["ticket"] is not None]
+        mine = [r for r in line if int(r["ticket"]) == ticket and r["owner"] == owner]
         if not mine or now - float(mine[0]["seen_at"]) >= WAITER_REFRESH:
             return None
-        ahead = [r for r in rows if int(r["ticket"]) < ticket and not self._waiter_gone(r, now)]
+        ahead = [r for r in line if int(r["ticket"]) < ticket and not self._waiter_gone(r, now)]
         if current is not None and self._free_reason(current, now) is None:
             return Busy(current, now, False, len(ahead), ticket)
         if not ahead:
             return None
-        return Busy(_waiting_holder(scope, ahead[0], row), now, True, len(ahead), ticket)
+        return Busy(_waiting_holder(scope, ahead[0], first), now, True, len(ahead), ticket)
 
     def _waiter_gone(self, row: Any, now: float) -> bool:
         host, pid = parse_owner(row["owner"])

@@ -1,13 +1,18 @@
-"""The Hyperliquid rig: a test wallet and the fake Hyperliquid venue started on a local port,
-shared by the adapter, scenario, wiring, chart, drill and bad-input suites."""
+"""The Hyperliquid rig: a test wallet, the fake Hyperliquid venue started on a local port (and
+the ``venue`` fixture around it), shared by the adapter, stops/leverage, scenario, wiring, chart,
+drill and bad-input suites."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from tests.fake_hyperliquid import FakeHyperliquid
 from trading.adapters.hyperliquid import HyperliquidExchange
+from trading.models import OrderSide
 
 WALLET = "0x5e9ee1089755c3435139848e47e6635505d5a13a"
 # a throwaway key that never held anything; the fake does not verify signatures
@@ -49,3 +54,20 @@ async def stop_venue(v: Venue) -> None:
     await v.ex.close()
     await v.fake.stop()
     assert_nothing_granted(v.fake)
+
+
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+
+
+@pytest.fixture
+async def venue() -> AsyncIterator[Venue]:
+    v = await start_venue(FakeHyperliquid(WALLET))
+    try:
+        yield v
+    finally:
+        await stop_venue(v)
+
+
+async def long_btc(v: Venue, size: float = 0.001, cid: str = "wd0a1b2ce1") -> None:
+    order = await v.ex.place_market_order(BTC, BUY, size, cid)
+    assert order.filled == size

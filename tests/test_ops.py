@@ -1,23 +1,18 @@
-"""Operating Warden for months: backup/restore, init, log rotation, the health check, and the
-deployment files (Dockerfile, compose.yaml, deploy/warden.service).
+"""Operating Warden for months: backup/restore, init, the configuration reference, log rotation
+and the health check (the deployment files are in tests/test_ops_deploy.py).
 
-CLI behaviour runs the real `warden` in child processes. There is no Docker engine here: the
-image is not built; the Dockerfile, compose file and systemd unit are parsed and their command
-lines are run the way the container / systemd would run them (same argv, same environment).
+CLI behaviour runs the real `warden` in child processes.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import configparser
 import json
 import logging
 import os
 import pty
 import re
 import select
-import shlex
 import shutil
 import signal
 import sqlite3
@@ -31,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dotenv import dotenv_values
 
 from bot.beacon import DaemonBeacon
-from bot.cli import build_parser
 from bot.commands.health import default_max_age
 from bot.commands.init import KINDS
 from bot.config import load_config, load_secrets
@@ -47,24 +40,9 @@ from storage.db import Database
 from storage.lease import HOST
 from storage.migrations import LATEST, MIGRATIONS
 from tests.conftest import ROOT, child_env, warden_cmd
+from tests.rig_ops import warden
 
 SECRET = "okx-secret-7f3a9c2e5b1d"
-
-
-def warden(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    # ./warden.db unless the test says otherwise (with no config the demo would use its own
-    # ./warden-demo.db)
-    return subprocess.run(
-        warden_cmd(*args),
-        cwd=cwd,
-        env=env or child_env(WARDEN_DB=str(cwd / "warden.db")),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -171,9 +149,6 @@ async def test_backup_into_a_folder_and_refusals(tmp_path: Path) -> None:
     assert out.returncode == 2 and "does not exist" in out.stderr
     out = warden(tmp_path, "backup", "warden.db")
     assert out.returncode == 2 and "the database itself" in out.stderr
-
-
-# --- restore -------------------------------------------------------------------------------------
 
 
 async def test_restore_round_trip_keeps_the_current_database(tmp_path: Path) -> None:
@@ -301,9 +276,6 @@ async def test_restore_is_refused_while_a_lease_is_held(tmp_path: Path) -> None:
     assert warden(tmp_path, "restore", "snap.db", "--yes").returncode == 0
 
 
-# --- init ----------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("exchange", "model"),
     [
@@ -413,9 +385,6 @@ def test_init_asks_on_a_terminal_and_never_echoes_secrets(tmp_path: Path) -> Non
     )
 
 
-# --- configuration reference ---------------------------------------------------------------------
-
-
 def test_every_config_key_has_a_description() -> None:
     missing = [name for name, field in all_fields() if not field.description]
     assert missing == []
@@ -445,9 +414,6 @@ def test_init_template_shows_every_key_of_its_tables() -> None:
                 continue
             for key in table.keys:
                 assert re.search(rf"^(# )?{key.name} = ", text, re.MULTILINE), (table, key.name)
-
-
-# --- logs ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -493,9 +459,6 @@ def test_log_file_from_the_config(tmp_path: Path) -> None:
     text = (tmp_path / "logs" / "w.log").read_text()
     assert next(json.loads(line)["level"] for line in text.splitlines()) == "DEBUG"
     assert text in out.stderr  # the same lines as on stderr
-
-
-# --- health --------------------------------------------------------------------------------------
 
 
 def _beacon(db_path: Path, beacon: Beacon) -> None:
@@ -609,283 +572,3 @@ async def test_an_agent_start_prunes_heartbeats_of_agents_that_are_gone(db: Data
         (mine,) = [b for b in await store.all() if b.owner == beacon.owner]
         assert now <= mine.watchdog_at["paper:main"] <= time.time()
     assert beacon.owner not in {b.owner for b in await store.all()}  # a clean stop removes it
-
-
-# --- deployment files ----------------------------------------------------------------------------
-
-
-def dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = (ROOT / "Dockerfile").read_text()
-    joined = re.sub(
-        r"\\\n",
-        " ",
-        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
-    )
-    out = []
-    for line in joined.splitlines():
-        if line.strip():
-            word, _, rest = line.strip().partition(" ")
-            out.append((word.upper(), " ".join(rest.split())))
-    return out
-
-
-def docker_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for word, rest in dockerfile():
-        if word == "ENV":
-            env.update(dict(shlex.split(part)[0].split("=", 1) for part in rest.split()))
-    return env
-
-
-def parse_compose(text: str) -> dict[str, Any]:
-    """Enough YAML for compose.yaml (block mappings, block lists of scalars, flow lists): no
-    YAML library is a dependency of Warden."""
-    root: dict[str, Any] = {}
-    stack: list[tuple[int, Any]] = [(-1, root)]
-    for raw in text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        indent = len(raw) - len(raw.lstrip())
-        line = raw.strip()
-        while stack[-1][0] >= indent:
-            stack.pop()
-        parent = stack[-1][1]
-        if line.startswith("- "):
-            parent.append(_scalar(line[2:]))
-            continue
-        key, _, value = line.partition(":")
-        if value.strip():
-            parent[key] = _scalar(value.strip())
-        else:
-            # a block follows: a list if the next line starts with "- " (decided lazily)
-            child: Any = _Block()
-            parent[key] = child
-            stack.append((indent, child))
-    return _resolve(root)
-
-
-class _Block(dict[str, Any]):
-    def append(self, item: Any) -> None:
-        self.setdefault("__list__", []).append(item)
-
-
-def _resolve(node: Any) -> Any:
-    if isinstance(node, dict):
-        if "__list__" in node:
-            return [_resolve(v) for v in node["__list__"]]
-        return {k: _resolve(v) for k, v in node.items()}
-    return node
-
-
-def _scalar(text: str) -> Any:
-    if text.startswith("["):
-        return json.loads(text)
-    return text.strip('"')
-
-
-def systemd_unit() -> configparser.ConfigParser:
-    unit = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(ROOT / "deploy" / "warden.service")
-    return unit
-
-
-def systemd_env(unit: configparser.ConfigParser) -> dict[str, str]:
-    # configparser keeps the last of repeated keys: read every Environment= line directly
-    text = (ROOT / "deploy" / "warden.service").read_text()
-    env: dict[str, str] = {}
-    for line in re.findall(r"^Environment=(.*)$", text, re.MULTILINE):
-        for part in shlex.split(line):
-            k, _, v = part.partition("=")
-            env[k] = v
-    return env
-
-
-def test_dockerfile_essentials() -> None:
-    instructions = dockerfile()
-    words = [w for w, _ in instructions]
-    args = {w: a for w, a in instructions}  # the last of each
-    assert instructions[0] == ("FROM", "python:3.11-slim")
-    user = args["USER"]
-    assert user not in ("root", "0") and words.index("USER") > max(
-        i for i, (w, a) in enumerate(instructions) if w == "RUN"
-    )  # nothing runs as root after the switch, and the agent does not run as root
-    assert "/data" in json.loads(args["VOLUME"])
-    env = docker_env()
-    assert env["WARDEN_DB"].startswith("/data/") and env["WARDEN_CONFIG"] == "/config/warden.toml"
-    assert args["WORKDIR"] == "/data"
-    # the HEALTHCHECK is a real warden command, exit 1 when unhealthy (Docker reserves 2)
-    check = args["HEALTHCHECK"]
-    first, _, fallback = check.split(" CMD ", 1)[1].partition("||")
-    assert shlex.split(first)[0] == "warden" and fallback.strip() == "exit 1"
-    assert build_parser().parse_args(healthcheck_argv()).command == "health"
-    assert "--start-period" in check
-    entry = json.loads(args["ENTRYPOINT"]) + json.loads(args["CMD"])
-    assert entry == ["warden", "run"]
-    # secrets and state never enter the image
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".env", "*.db", ".venv", ".git"} <= set(ignored)
-    assert not any(w == "COPY" and (".env" in a.split() or ". ." in a) for w, a in instructions)
-
-
-def test_compose_essentials() -> None:
-    compose = parse_compose((ROOT / "compose.yaml").read_text())
-    service = compose["services"]["warden"]
-    assert service["restart"] == "unless-stopped"
-    assert service["env_file"] == ["./config/.env"]
-    assert service["environment"]["WARDEN_CONFIG"] == docker_env()["WARDEN_CONFIG"]
-    assert service["environment"]["WARDEN_DB"] == docker_env()["WARDEN_DB"]
-    volumes = service["volumes"]
-    assert any(v.split(":")[1] == "/data" for v in volumes)
-    assert "./config/warden.toml:/config/warden.toml:ro" in volumes
-    assert "warden-data" in compose["volumes"]
-    assert build_parser().parse_args(service["command"]).command == "run"
-
-
-def test_systemd_unit_essentials() -> None:
-    unit = systemd_unit()
-    service = unit["Service"]
-    assert service["Restart"] == "on-failure"
-    assert service["User"] not in ("root", "0")
-    assert service["EnvironmentFile"].endswith(".env")
-    assert service["WorkingDirectory"].startswith("/")
-    assert service["StandardOutput"] == "journal"
-    assert "2" in service["RestartPreventExitStatus"].split()  # configuration errors
-    exe, *argv = shlex.split(service["ExecStart"])
-    assert Path(exe).name == "warden"
-    assert build_parser().parse_args(argv).command == "run"
-    env = systemd_env(unit)
-    assert env["WARDEN_DB"].startswith(service["WorkingDirectory"])
-    assert "WARDEN_CONFIG" in env
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
-def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
-    # the real ExecStart path does not exist on this machine: point it at an executable
-    text = (ROOT / "deploy" / "warden.service").read_text()
-    exe = shutil.which("true") or "/bin/true"
-    unit = tmp_path / "warden.service"
-    unit.write_text(re.sub(r"^ExecStart=\S+", f"ExecStart={exe}", text, flags=re.MULTILINE))
-    out = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-
-
-def healthcheck_argv() -> list[str]:
-    """The Dockerfile HEALTHCHECK's warden arguments (before its `|| exit 1`)."""
-    command = dict(dockerfile())["HEALTHCHECK"].split(" CMD ", 1)[1]
-    return shlex.split(command.partition("||")[0])[1:]
-
-
-def _wait_health(cwd: Path, env: dict[str, str], want: int, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = warden(cwd, *healthcheck_argv(), env=env)
-        if out.returncode == want:
-            return out.stdout
-        assert time.monotonic() < deadline, out.stdout + out.stderr
-        time.sleep(0.3)
-
-
-def _remap(value: str, roots: dict[str, Path]) -> str:
-    for prefix, local in roots.items():
-        if value.startswith(prefix):
-            return str(local) + value[len(prefix) :]
-    return value
-
-
-def _started_agent_goes_green(
-    workdir: Path, config_dir: Path, env: dict[str, str], argv: list[str]
-) -> None:
-    """`warden init` in the config folder, then the agent exactly as deployed, then health."""
-    init = warden(workdir, "init", "--dir", str(config_dir), "--yes", env=env)
-    assert init.returncode == 0, init.stderr
-    # compose's env_file / systemd's EnvironmentFile put the .env into the environment
-    env = env | {k: v for k, v in dotenv_values(config_dir / ".env").items() if v}
-    proc = subprocess.Popen(
-        warden_cmd(*argv),
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        green = _wait_health(workdir, env, 0)
-        assert "paper:main: watchdog" in green
-        # an online backup while it runs; a restore is refused
-        assert warden(workdir, "backup", "snap.db", env=env).returncode == 0
-        restore = warden(workdir, "restore", "snap.db", "--yes", env=env)
-        assert restore.returncode == 75 and "agent" in restore.stderr
-        proc.send_signal(signal.SIGTERM)  # docker stop / systemctl stop
-        output, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, output
-        assert "no agent running" in _wait_health(workdir, env, 1)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_the_container_command_starts_and_goes_healthy(tmp_path: Path) -> None:
-    roots = {"/data": tmp_path / "data", "/config": tmp_path / "config"}
-    for p in roots.values():
-        p.mkdir()
-    env = child_env(
-        **{k: _remap(v, roots) for k, v in docker_env().items() if k.startswith("WARDEN")}
-    )
-    args = dict(dockerfile())
-    argv = json.loads(args["ENTRYPOINT"])[1:] + json.loads(args["CMD"])
-    _started_agent_goes_green(Path(_remap(args["WORKDIR"], roots)), roots["/config"], env, argv)
-    assert (roots["/data"] / "warden.db").exists()  # the database is on the volume
-
-
-def test_the_systemd_command_starts_and_goes_healthy(tmp_path: Path) -> None:
-    unit = systemd_unit()["Service"]
-    roots = {"/var/lib/warden": tmp_path / "var", "/etc/warden": tmp_path / "etc"}
-    for p in roots.values():
-        p.mkdir()
-    env = child_env(**{k: _remap(v, roots) for k, v in systemd_env(systemd_unit()).items()})
-    _exe, *argv = shlex.split(unit["ExecStart"])
-    workdir = Path(_remap(unit["WorkingDirectory"], roots))
-    env_file = Path(_remap(unit["EnvironmentFile"], roots))
-    assert env_file.parent == roots["/etc/warden"]  # where init writes it
-    _started_agent_goes_green(workdir, env_file.parent, env, argv)
-    assert (workdir / "warden.db").exists()
-
-
-# --- documentation -------------------------------------------------------------------------------
-
-
-def _defines(path: Path, name: str) -> bool:
-    text = path.read_text(encoding="utf-8")
-    return bool(
-        re.search(rf"^\s*(async def|def|class) {re.escape(name)}\b", text, re.MULTILINE)
-        or re.search(rf"^\s*{re.escape(name)}\s*[:=]", text, re.MULTILINE)
-    )
-
-
-def test_architecture_doc_names_code_that_exists() -> None:
-    """docs/architecture.md says where each invariant is enforced: every file and name it
-    cites must exist, so a rename that makes it lie fails here."""
-    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    sources = [p for d in ("bot", "trading", "storage") for p in (ROOT / d).rglob("*.py")]
-    for path in re.findall(r"`((?:bot|trading|storage|tests)/[\w/]+\.py)`", doc):
-        assert (ROOT / path).is_file(), path
-    for path, name in re.findall(r"`((?:bot|trading|storage)/[\w/]+\.py)` `(\w+)`", doc):
-        assert _defines(ROOT / path, name), (path, name)
-    for cls, attr in re.findall(r"`([A-Z]\w+)\.(\w+)`", doc):
-        homes = [p for p in sources if _defines(p, cls)]
-        assert homes, cls
-        assert any(_defines(p, attr) for p in homes), f"{cls}.{attr}"
-
-
-def test_readme_lists_every_command() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    for name in commands:
-        assert re.search(rf"^\|.*`warden {name}\b", readme, re.MULTILINE), name

@@ -272,6 +272,7 @@ def warden_pnl(ledger: Ledger, folder: Path, *args: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_warden_pnl_json_csv_and_png(ledger: Ledger, tmp_path: Path) -> None:
     out = warden_pnl(
         ledger, tmp_path, "--json", "--days", "1", "--csv", "t.csv", "--png", "equity.png"
@@ -320,6 +321,7 @@ def test_warden_pnl_json_csv_and_png(ledger: Ledger, tmp_path: Path) -> None:
     assert width > 100 and height > 100
 
 
+@pytest.mark.slow
 def test_warden_pnl_period_filter_and_text(ledger: Ledger, tmp_path: Path) -> None:
     future = warden_pnl(ledger, tmp_path, "--json", "--since", "2999-01-01")
     assert future.returncode == 0, future.stderr

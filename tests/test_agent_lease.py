@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.agent import AgentBusy, AgentSeat
 from storage.agent_lease import AGENT_SCOPE
 from storage.daemon_beacon import Beacon, BeaconStore
@@ -91,6 +93,7 @@ def alerts(root: Path, severity: str) -> list[str]:
 # --- one agent per store ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_agent_exits_75_naming_the_holder(tmp_path: Path, procs: list[Proc]) -> None:
     cfg = agent_config(tmp_path)
     first = Proc(tmp_path, "first", *cfg, "run")
@@ -111,6 +114,7 @@ def test_a_second_agent_exits_75_naming_the_holder(tmp_path: Path, procs: list[P
     assert warden_json(tmp_path, *cfg, "lock")["leases"] == []
 
 
+@pytest.mark.slow
 def test_standby_takes_over_from_a_killed_agent_with_a_critical_alert(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -151,6 +155,7 @@ def test_standby_takes_over_from_a_killed_agent_with_a_critical_alert(
     guarded_positions(tmp_path, *cfg)
 
 
+@pytest.mark.slow
 def test_standby_becomes_active_when_the_agent_stops_cleanly(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -173,6 +178,7 @@ def test_standby_becomes_active_when_the_agent_stops_cleanly(
     assert standby.finish() == 0, standby.output()[-3000:]
 
 
+@pytest.mark.slow
 def test_an_agent_paused_past_its_lease_steps_down_for_the_standby(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -208,6 +214,7 @@ def test_an_agent_paused_past_its_lease_steps_down_for_the_standby(
 # --- a lone agent never skips its own cycles ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_lone_agent_never_skips_a_cycle_because_of_its_own_watchdog(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -226,6 +233,7 @@ def test_a_lone_agent_never_skips_a_cycle_because_of_its_own_watchdog(
     assert {r[0] for r in records} == {"btc_momentum", "eth_bollinger"}
 
 
+@pytest.mark.slow
 def test_a_manual_hold_across_replay_ticks_is_one_recorded_skip_then_the_cycle_runs(
     tmp_path: Path, procs: list[Proc]
 ) -> None:

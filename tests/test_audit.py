@@ -174,6 +174,7 @@ async def test_unresolved_orders_left_pending_or_unknown(rig: Rig) -> None:
     assert pending.client_id in details and unknown.client_id in details
 
 
+@pytest.mark.slow
 async def test_stale_leases_and_refusals(db: Database) -> None:
     store = LeaseStore(db)
     await store.try_acquire("paper:main", new_owner(), "cycle that crashed", ttl=0.01)
@@ -277,6 +278,7 @@ def warden_audit(config: Path) -> tuple[int, dict[str, object]]:
     return out.returncode, json.loads(out.stdout)
 
 
+@pytest.mark.slow
 async def test_warden_audit_json_reports_the_findings_and_exits_1(
     rig: Rig, db: Database, db_path: Path, tmp_path: Path
 ) -> None:
@@ -319,6 +321,7 @@ async def test_warden_audit_json_reports_the_findings_and_exits_1(
     assert needs["stale_lease"] is False
 
 
+@pytest.mark.slow
 async def test_warden_audit_json_on_a_clean_account_exits_0(
     rig: Rig, db_path: Path, tmp_path: Path
 ) -> None:
@@ -359,6 +362,7 @@ def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_silent_failures_caught_and_repaired_audit_clean_with_their_history(
     tmp_path: Path,
 ) -> None:

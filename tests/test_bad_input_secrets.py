@@ -214,6 +214,7 @@ async def _reply_after(fake: FakeTelegram, n: int, chat: int, timeout: float) ->
     return await fake.wait_for(reply, timeout)
 
 
+@pytest.mark.slow
 async def test_no_secret_in_logs_database_or_alerts_after_a_full_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -271,6 +271,7 @@ async def _cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(list(args), proc.returncode or 0, out.decode(), err.decode())
 
 
+@pytest.mark.slow
 async def test_warden_chart_on_okx_and_hyperliquid_fakes(tmp_path: Path) -> None:
     from tests.fake_hyperliquid import FakeHyperliquid
     from tests.fake_okx import FakeOkx
@@ -344,6 +345,7 @@ async def test_okx_chart_of_a_guarded_position(rig: OkxRig) -> None:  # noqa: F8
 # --- only drawing loads matplotlib ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_importing_the_agent_does_not_import_matplotlib() -> None:
     code = (
         "import sys, bot.daemon, bot.telegram, bot.cli, bot.charts.sources, bot.charts.series, "
@@ -357,6 +359,7 @@ def test_importing_the_agent_does_not_import_matplotlib() -> None:
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 async def test_warden_pnl_png_draws_the_equity_it_computes(tmp_path: Path) -> None:
     """`warden pnl --png` on paper, in real processes: a round trip, then the chart; the series
     it draws (pnl.equity_series) ends at the account's equity and starts one net P&L below."""

@@ -45,6 +45,7 @@ def db_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".db" in p.name)
 
 
+@pytest.mark.slow
 def test_help_lists_every_command(tmp_path: Path) -> None:
     out = warden(tmp_path, "--help")
     assert out.returncode == 0, out.stderr
@@ -56,6 +57,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert db_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_command_help_shows_its_options(tmp_path: Path) -> None:
     out = warden(tmp_path, "open", "--help")
     assert out.returncode == 0
@@ -64,6 +66,7 @@ def test_command_help_shows_its_options(tmp_path: Path) -> None:
     assert "{long,short}" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "complaint"),
     [
@@ -95,6 +98,7 @@ def test_usage_errors_exit_2(tmp_path: Path, argv: tuple[str, ...], complaint: s
     assert db_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_bad_config_exits_2_naming_the_file_and_key(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text("[risk]\nmax_levrage = 3\nmax_leverage = 0\n")
     out = warden(tmp_path, "lock", "--json")
@@ -106,6 +110,7 @@ def test_bad_config_exits_2_naming_the_file_and_key(tmp_path: Path) -> None:
     assert db_files(tmp_path) == []  # nothing was started
 
 
+@pytest.mark.slow
 def test_config_from_environment_variable_and_missing_file(tmp_path: Path) -> None:
     (tmp_path / "elsewhere.toml").write_text("[lease]\nttl_seconds = 1\n")
     out = warden(tmp_path, "doctor", WARDEN_CONFIG="elsewhere.toml")
@@ -116,6 +121,7 @@ def test_config_from_environment_variable_and_missing_file(tmp_path: Path) -> No
     assert "config file absent.toml: not found" in out.stderr
 
 
+@pytest.mark.slow
 def test_unknown_exchange_names_the_configured_ones(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(TWO_EXCHANGES)
     out = warden(tmp_path, "lock", "--hold", "5", "--exchange", "nosuch")
@@ -125,6 +131,7 @@ def test_unknown_exchange_names_the_configured_ones(tmp_path: Path) -> None:
     assert db_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_exchange_is_required_when_several_are_configured(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(TWO_EXCHANGES)
     out = warden(tmp_path, "lock", "--hold", "5")
@@ -132,6 +139,7 @@ def test_exchange_is_required_when_several_are_configured(tmp_path: Path) -> Non
     assert "--exchange" in out.stderr and "paper, okx" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
     [
@@ -156,6 +164,7 @@ def test_global_options_before_or_after_the_command(tmp_path: Path, argv: tuple[
     assert db_files(tmp_path) == ["custom.db"]
 
 
+@pytest.mark.slow
 def test_env_file_option_after_the_command(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text('[exchanges.okx]\nkind = "okx"\n')
     (tmp_path / "keys.env").write_text(
@@ -175,6 +184,7 @@ def test_env_file_option_after_the_command(tmp_path: Path) -> None:
     assert "absent.env: not found" in out.stderr
 
 
+@pytest.mark.slow
 def test_doctor_json_on_defaults(tmp_path: Path) -> None:
     out = warden(tmp_path, "doctor", "--json")
     assert out.returncode == 0, out.stderr
@@ -184,6 +194,7 @@ def test_doctor_json_on_defaults(tmp_path: Path) -> None:
     assert {"config", "exchange paper", "telegram", "database"} <= set(names)
 
 
+@pytest.mark.slow
 def test_doctor_json_fails_when_okx_has_no_secrets(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(TWO_EXCHANGES)
     out = warden(tmp_path, "doctor", "--json", OKX_API_KEY="only-the-key")
@@ -204,6 +215,7 @@ def test_doctor_json_fails_when_okx_has_no_secrets(tmp_path: Path) -> None:
     assert "only-the-key" not in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_doctor_text_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(TWO_EXCHANGES)
     out = warden(tmp_path, "doctor")

@@ -6,7 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import child_env, warden_cmd
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 BROKEN_PIPE = 141  # bot.cli.BROKEN_PIPE: 128 + SIGPIPE, what a shell reports for `yes | head -1`
 

@@ -49,12 +49,14 @@ from trading.crashpoints import ENV as CRASH_ENV
 # --- a. each named crash point -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", list(CASES))
 def test_sigkill_at_a_crash_point_then_restart_recovers(tmp_path: Path, point: str) -> None:
     result = crash_and_recover(tmp_path, point)
     assert result.point == point
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["during_emergency_close", "close_after_close_sent"])
 def test_a_later_restart_records_no_exit_twice(tmp_path: Path, point: str) -> None:
     """The exits and incidents written at the first restart are not written again."""
@@ -78,6 +80,7 @@ EMERGENCY_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", EMERGENCY_CASES)
 def test_the_emergency_close_alert_survives_a_sigkill_at_every_point(
     tmp_path: Path, point: str
@@ -106,6 +109,7 @@ def test_the_emergency_close_alert_survives_a_sigkill_at_every_point(
 # --- b. random SIGKILLs of the daemon during a replay ------------------------------------------
 
 
+@pytest.mark.slow
 def test_random_sigkills_during_a_replay_run(tmp_path: Path) -> None:
     report = random_kills(tmp_path, kills=4, seed=11)
     assert report.kills == report.survived == 4
@@ -126,6 +130,7 @@ def test_crash_at_parses_a_name_and_an_optional_count() -> None:
             crashpoints.parse(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "survives"), [("", 3), ("during_verification:2", 1)])
 def test_a_crash_point_kills_only_when_armed_and_on_its_count(target: str, survives: int) -> None:
     code = (

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import child_env, warden_cmd
 
+pytestmark = pytest.mark.slow  # real OS processes
+
 READ_ONLY = [("status",), ("audit",), ("pnl",), ("lock",), ("health",)]
 
 

@@ -14,6 +14,8 @@ import pytest
 from bot.drills import DRILLS
 from tests.conftest import child_env, warden_cmd
 
+pytestmark = pytest.mark.slow  # real OS processes
+
 BTC = "BTC/USDT:USDT"
 TIMEOUT = 90
 VERIFY_DELAY = 0.2

@@ -10,10 +10,14 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import child_env, warden_cmd
 from tests.fake_hyperliquid import FakeHyperliquid
 from tests.fake_okx import API_KEY, BTC, PASSPHRASE, SECRET, FakeOkx
 from tests.rig_hyperliquid import PRIVATE_KEY, WALLET
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 SECRETS = {
     "OKX_API_KEY": API_KEY,

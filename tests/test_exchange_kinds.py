@@ -258,6 +258,7 @@ def test_the_drill_guard_names_a_new_kinds_test_environment(fake_kind: ExchangeK
     guard_real_money(ctx, "f")  # the trader said so
 
 
+@pytest.mark.slow
 def test_paper_never_imports_ccxt_to_build_its_adapter(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from storage.db import Database
 from tests.fake_hyperliquid import FakeHyperliquid
 from tests.fake_okx import API_KEY, FakeOkx
@@ -17,6 +19,8 @@ from tests.rig_exchange_wiring import (
     warden,
 )
 from tests.rig_hyperliquid import WALLET
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 
 async def test_doctor_and_status_reach_both_real_adapters(tmp_path: Path) -> None:

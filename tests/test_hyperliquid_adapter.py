@@ -193,6 +193,7 @@ def test_the_exchanges_reason_is_read_out_of_ccxts_error_text() -> None:
     )
 
 
+@pytest.mark.slow
 def test_importing_the_adapter_does_not_import_ccxt() -> None:
     code = "import sys, trading.adapters.hyperliquid; sys.exit('ccxt' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), check=True)

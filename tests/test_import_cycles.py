@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, child_env
 
 PACKAGES = ("bot", "trading", "storage")
@@ -106,6 +108,7 @@ def test_the_detector_finds_a_cycle_through_a_function_level_import() -> None:
     assert _cycles(graph) == [["a", "b", "c"]]
 
 
+@pytest.mark.slow
 def test_sqlite_users_never_import_psycopg() -> None:
     """Opening and using the SQLite store (what paper users do) loads no PostgreSQL driver."""
     code = (

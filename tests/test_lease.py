@@ -629,6 +629,7 @@ def test_pid_alive_own_pid() -> None:
     assert pid_alive(os.getpid()) is True
 
 
+@pytest.mark.slow
 def test_pid_alive_running_and_stopped_child() -> None:
     child = sleeper()
     try:
@@ -641,6 +642,7 @@ def test_pid_alive_running_and_stopped_child() -> None:
         child.wait()
 
 
+@pytest.mark.slow
 def test_pid_alive_zombie_child() -> None:
     child = sleeper()
     try:
@@ -653,6 +655,7 @@ def test_pid_alive_zombie_child() -> None:
         child.wait()
 
 
+@pytest.mark.slow
 def test_pid_alive_reaped_child() -> None:
     child = sleeper()
     child.kill()

@@ -221,6 +221,7 @@ def run_contenders(
     return [json.loads(out.read_text()) for out in outs]
 
 
+@pytest.mark.slow
 def test_contending_processes_never_overlap(
     tmp_path: Path, fresh_db: Path, children: list[Child]
 ) -> None:
@@ -258,6 +259,7 @@ def test_contending_processes_never_overlap(
     with_store(fresh_db, check)
 
 
+@pytest.mark.slow
 def test_overlap_detector_reports_a_foreign_marker(
     tmp_path: Path, fresh_db: Path, children: list[Child]
 ) -> None:
@@ -275,6 +277,7 @@ def test_overlap_detector_reports_a_foreign_marker(
 # --- b. SIGKILL of a holder, then takeover ---------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reap", [True, False], ids=["reaped", "zombie"])
 def test_sigkilled_holder_is_taken_over_at_once(
     tmp_path: Path, fresh_db: Path, children: list[Child], reap: bool
@@ -340,6 +343,7 @@ def wait_for_line(db_path: Path, n: int, timeout: float = 60.0) -> list[tuple[in
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_waiters_get_the_lease_in_order_and_a_dead_one_is_skipped(
     tmp_path: Path, fresh_db: Path, children: list[Child]
 ) -> None:
@@ -432,6 +436,7 @@ def test_a_free_lease_with_someone_in_line_refuses_a_newcomer_naming_the_first_w
 # --- c. fencing: a paused holder loses the lease ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_paused_holder_is_fenced_out_after_takeover(
     tmp_path: Path, fresh_db: Path, children: list[Child]
 ) -> None:
@@ -515,6 +520,7 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_lock_hold_busy_and_release(tmp_path: Path, children: list[Child]) -> None:
     holder = Child(
         warden_cmd("lock", "--hold", "30", "--exchange", "paper"),

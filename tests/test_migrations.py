@@ -184,6 +184,7 @@ async def test_newer_version_written_while_waiting_for_the_lock_is_refused(
     assert version_rows(db_path) == [(LATEST + 1,)]
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_newer_database(tmp_path: Path, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -206,6 +207,7 @@ def test_cli_refuses_a_newer_database(tmp_path: Path, db_path: Path) -> None:
     assert tables(db_path) == {"schema_version"}  # nothing was created in it
 
 
+@pytest.mark.slow
 def test_doctor_reports_a_newer_database(tmp_path: Path, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -269,6 +271,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_processes_opening_a_fresh_database_together(tmp_path: Path, db_path: Path) -> None:
     n = 4
     go = tmp_path / "go"

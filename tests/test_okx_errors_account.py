@@ -293,6 +293,7 @@ async def test_server_time_and_close(fake: FakeOkx) -> None:
     assert okx._ex.session is None or okx._ex.session.closed
 
 
+@pytest.mark.slow
 def test_importing_the_adapter_does_not_import_ccxt() -> None:
     code = "import sys, trading.adapters.okx; print('ccxt' in sys.modules)"
     out = subprocess.run(

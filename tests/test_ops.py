@@ -96,6 +96,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+@pytest.mark.slow
 async def test_backup_while_a_writer_process_commits(tmp_path: Path) -> None:
     db_path = tmp_path / "warden.db"
     await make_db(db_path)
@@ -134,6 +135,7 @@ async def test_backup_while_a_writer_process_commits(tmp_path: Path) -> None:
     assert tokens(db_path)[-1] == total  # and every one of its writes landed
 
 
+@pytest.mark.slow
 async def test_backup_into_a_folder_and_refusals(tmp_path: Path) -> None:
     out = warden(tmp_path, "backup", "x.db")
     assert out.returncode == 2 and "nothing to back up" in out.stderr
@@ -151,6 +153,7 @@ async def test_backup_into_a_folder_and_refusals(tmp_path: Path) -> None:
     assert out.returncode == 2 and "the database itself" in out.stderr
 
 
+@pytest.mark.slow
 async def test_restore_round_trip_keeps_the_current_database(tmp_path: Path) -> None:
     db_path = tmp_path / "warden.db"
     await make_db(db_path, events=2)
@@ -189,6 +192,7 @@ def _sqlite_file(path: Path, sql: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_restore_refuses_what_is_not_a_usable_warden_database(tmp_path: Path) -> None:
     db_path = tmp_path / "warden.db"
     await make_db(db_path, events=1)
@@ -219,6 +223,7 @@ async def test_restore_refuses_what_is_not_a_usable_warden_database(tmp_path: Pa
     assert tokens(db_path) == [1]
 
 
+@pytest.mark.slow
 async def test_restore_an_older_schema_is_migrated_when_opened(tmp_path: Path) -> None:
     version, _name, statements = MIGRATIONS[0]  # a backup made by the first Warden
     old = _sqlite_file(
@@ -263,6 +268,7 @@ def running(
             proc.wait()
 
 
+@pytest.mark.slow
 async def test_restore_is_refused_while_a_lease_is_held(tmp_path: Path) -> None:
     db_path = tmp_path / "warden.db"
     await make_db(db_path, events=1)
@@ -276,6 +282,7 @@ async def test_restore_is_refused_while_a_lease_is_held(tmp_path: Path) -> None:
     assert warden(tmp_path, "restore", "snap.db", "--yes").returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("exchange", "model"),
     [
@@ -308,6 +315,7 @@ def test_init_without_a_terminal(tmp_path: Path, exchange: str, model: type) -> 
     assert "config: valid" in doctor.stdout
 
 
+@pytest.mark.slow
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text("# mine\n")
     out = warden(tmp_path, "init", "--yes")
@@ -360,6 +368,7 @@ def _pty_session(cwd: Path, argv: list[str], answers: list[tuple[str, str]]) -> 
     return shown
 
 
+@pytest.mark.slow
 def test_init_asks_on_a_terminal_and_never_echoes_secrets(tmp_path: Path) -> None:
     shown = _pty_session(
         tmp_path,
@@ -390,6 +399,7 @@ def test_every_config_key_has_a_description() -> None:
     assert missing == []
 
 
+@pytest.mark.slow
 def test_configuration_md_is_the_generated_reference() -> None:
     committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert committed == markdown(), (
@@ -449,6 +459,7 @@ def test_log_file_rotates_and_stays_redacted(tmp_path: Path, fmt: str) -> None:
     assert "auth failed for ***" in path.read_text()
 
 
+@pytest.mark.slow
 def test_log_file_from_the_config(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text('[logging]\nfile = "logs/w.log"\n')
     out = warden(tmp_path, "lock")
@@ -470,6 +481,7 @@ def _beacon(db_path: Path, beacon: Beacon) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 async def test_health_without_a_running_agent(tmp_path: Path) -> None:
     out = warden(tmp_path, "health", "--json")
     assert out.returncode == 1
@@ -501,6 +513,7 @@ async def test_health_without_a_running_agent(tmp_path: Path) -> None:
     assert out.returncode == 1 and "no agent running: the last one" in out.stdout
 
 
+@pytest.mark.slow
 async def test_health_needs_every_account_guarded_recently(tmp_path: Path) -> None:
     db_path = tmp_path / "warden.db"
     await make_db(db_path)

@@ -172,6 +172,7 @@ def test_systemd_unit_essentials() -> None:
     assert "WARDEN_CONFIG" in env
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     # the real ExecStart path does not exist on this machine: point it at an executable
@@ -242,6 +243,7 @@ def _started_agent_goes_green(
             proc.wait()
 
 
+@pytest.mark.slow
 def test_the_container_command_starts_and_goes_healthy(tmp_path: Path) -> None:
     roots = {"/data": tmp_path / "data", "/config": tmp_path / "config"}
     for p in roots.values():
@@ -255,6 +257,7 @@ def test_the_container_command_starts_and_goes_healthy(tmp_path: Path) -> None:
     assert (roots["/data"] / "warden.db").exists()  # the database is on the volume
 
 
+@pytest.mark.slow
 def test_the_systemd_command_starts_and_goes_healthy(tmp_path: Path) -> None:
     unit = systemd_unit()["Service"]
     roots = {"/var/lib/warden": tmp_path / "var", "/etc/warden": tmp_path / "etc"}

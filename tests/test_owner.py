@@ -69,6 +69,7 @@ def alert_texts(db_path: Path, key_prefix: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+@pytest.mark.slow
 async def test_owner_pause_reason_and_the_closing_alert_agrees_with_pnl(config: Path) -> None:
     db_path = config.parent / "warden.db"
     # a shorthand as Telegram takes it; the position is a manual one
@@ -153,6 +154,7 @@ async def test_a_strategy_leaves_a_manual_position_alone_and_says_so_once(
     assert [r.fields["side"] for r in told] == ["long", "short"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 async def test_telegram_status_shows_the_owner_and_the_pause_reason(tmp_path: Path) -> None:
     """The real python-telegram-bot client against the fake Bot API server."""
     async with running_bot(tmp_path) as rig:

@@ -438,6 +438,7 @@ async def run_children(db_path: Path, *calls: tuple[str, str]) -> list[str]:
     return [out.decode().strip() for out, _ in outs]
 
 
+@pytest.mark.slow
 async def test_duplicate_orders_from_two_processes_both_fill(db: Database, db_path: Path) -> None:
     ex = build_paper_exchange(Config(), "paper", db)
     ids = await run_children(db_path, ("buy", "scheduled-1"), ("buy", "manual-1"))
@@ -446,6 +447,7 @@ async def test_duplicate_orders_from_two_processes_both_fill(db: Database, db_pa
     assert pos.size == 0.0019  # the post-mortem: 0.00095 twice
 
 
+@pytest.mark.slow
 async def test_fault_budget_is_consumed_across_processes(db: Database, db_path: Path) -> None:
     ex = build_paper_exchange(Config(), "paper", db)
     await ex.set_faults(stop_silent_fail=1)
@@ -484,6 +486,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 async def test_cli_paper_price_moves_the_market_and_reports_stops(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "warden.db")
     ex = build_paper_exchange(Config(), "paper", db)
@@ -500,6 +503,7 @@ async def test_cli_paper_price_moves_the_market_and_reports_stops(tmp_path: Path
     assert again.returncode == 0 and "no stop triggered" in again.stdout
 
 
+@pytest.mark.slow
 def test_cli_paper_price_refuses_unknown_symbols_and_real_exchanges(tmp_path: Path) -> None:
     out = cli(tmp_path, "DOGE/USDT:USDT", "1")
     assert out.returncode == 2

@@ -10,6 +10,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from bot.config import Config
 from bot.exchanges import build_paper_exchange
 from storage.db import Database
@@ -69,6 +71,7 @@ def seed_exchange(folder: Path) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_show_set_and_the_drift_from_the_config(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(ARMED)
     missing = warden(tmp_path, "paper", "faults")
@@ -101,6 +104,7 @@ def test_show_set_and_the_drift_from_the_config(tmp_path: Path) -> None:
     assert "reject_rate: config 0.0, in force 0.5 (database seeded with 0.0)" in text.stdout
 
 
+@pytest.mark.slow
 def test_bad_settings_exit_2_and_change_nothing(tmp_path: Path) -> None:
     (tmp_path / "warden.toml").write_text(ARMED)
     assert warden(tmp_path, "pause").returncode == 0
@@ -126,6 +130,7 @@ def test_bad_settings_exit_2_and_change_nothing(tmp_path: Path) -> None:
     assert out.returncode == 2 and "okx is okx, not a paper exchange" in out.stderr
 
 
+@pytest.mark.slow
 def test_doctor_and_run_say_when_the_config_is_not_what_is_in_force(tmp_path: Path) -> None:
     """The issue's case: a database seeded by an armed config (the demo's 15% stop failures),
     then a config without faults. The database's values stay in force; start-up says so."""

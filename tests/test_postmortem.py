@@ -116,6 +116,7 @@ async def fresh_account(root: Path) -> Path:
     return config_path
 
 
+@pytest.mark.slow
 async def test_double_open_in_two_processes_gives_one_position_and_a_3_30_loss(
     tmp_path: Path,
 ) -> None:
@@ -124,6 +125,7 @@ async def test_double_open_in_two_processes_gives_one_position_and_a_3_30_loss(
         await check_one_position_and_its_stop_out(config_path, run_double_open(config_path))
 
 
+@pytest.mark.slow
 async def test_an_open_after_the_other_finished_is_refused_by_the_exchange_check(
     tmp_path: Path,
 ) -> None:

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.rig_races import PROCESSES, race_trial
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 TRIALS = 3
 

@@ -33,6 +33,8 @@ from trading.journal import IntentKind, IntentStatus
 from trading.models import OrderSide, StopState
 from trading.paper import PaperExchange
 
+pytestmark = pytest.mark.slow  # real OS processes
+
 __all__ = ["procs"]  # the fixture, from tests/rig_cli_processes.py
 
 # on the bundled data, with 122 candles closed, the 20-bar breakout goes short BTC

@@ -9,9 +9,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import child_env, warden_cmd
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_rig import TOKEN
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 OWNER = 4242
 STRANGER = 666

@@ -161,6 +161,7 @@ def test_the_leak_finder_finds_leaks() -> None:
     assert not find_leaks(b"123456 okx hl *** 0xdeadbeef")
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_output_or_database(workdir: Path) -> None:
     runs = run_all(
         workdir,

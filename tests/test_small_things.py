@@ -45,12 +45,14 @@ def warden(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
     out = warden(tmp_path, "--version")
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"warden {importlib.metadata.version('warden')}\n"
 
 
+@pytest.mark.slow
 def test_drill_help_lists_the_drills(tmp_path: Path) -> None:
     out = warden(tmp_path, "drill", "--help")
     assert out.returncode == 0
@@ -86,6 +88,7 @@ def test_ambiguous_or_unknown_shorthand_names_the_candidates() -> None:
         telegram_resolve("close", "swap", known)
 
 
+@pytest.mark.slow
 def test_cli_takes_the_shorthands(tmp_path: Path) -> None:
     write_config(tmp_path)
     bad = warden(tmp_path, "open", "doge", "long", "--size", "1", "--stop", "1", "--yes")
@@ -96,6 +99,7 @@ def test_cli_takes_the_shorthands(tmp_path: Path) -> None:
     assert out.stdout == f"{ETH}: nothing: no open position\n"
 
 
+@pytest.mark.slow
 def test_declining_a_confirmation_says_nothing_was_sent(tmp_path: Path) -> None:
     """On a terminal `open` asks; "n" sends nothing and says so (exit 1)."""
     write_config(tmp_path)
@@ -129,6 +133,7 @@ def make_db(path: Path) -> None:
     asyncio.run(make())
 
 
+@pytest.mark.slow
 def test_backup_never_overwrites_without_force(tmp_path: Path) -> None:
     write_config(tmp_path)
     make_db(tmp_path / "warden.db")
@@ -144,6 +149,7 @@ def test_backup_never_overwrites_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "snap.db").read_bytes()[:16] == before[:16] == b"SQLite format 3\x00"
 
 
+@pytest.mark.slow
 def test_restore_on_a_folder_names_the_newest_backup(tmp_path: Path) -> None:
     write_config(tmp_path)
     folder = tmp_path / "backups"
@@ -165,6 +171,7 @@ def test_restore_on_a_folder_names_the_newest_backup(tmp_path: Path) -> None:
     assert not (tmp_path / "warden.db").exists()  # nothing restored
 
 
+@pytest.mark.slow
 def test_download_without_network_is_a_network_error(tmp_path: Path) -> None:
     write_config(tmp_path)
     # nothing listens on port 9 of this host: the connection is refused at once
@@ -176,6 +183,7 @@ def test_download_without_network_is_a_network_error(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["warden.toml"]
 
 
+@pytest.mark.slow
 def test_a_misspelt_config_key_gets_the_closest_known_one(tmp_path: Path) -> None:
     write_config(
         tmp_path,
@@ -191,6 +199,7 @@ def test_a_misspelt_config_key_gets_the_closest_known_one(tmp_path: Path) -> Non
     assert "  ris: unknown key (did you mean risk?)" in out.stderr
 
 
+@pytest.mark.slow
 def test_doctor_fails_on_an_empty_token_when_telegram_is_configured(tmp_path: Path) -> None:
     write_config(tmp_path)
     out = warden(tmp_path, "doctor")  # no [telegram]: the terminal gets the alerts
@@ -208,6 +217,7 @@ def test_doctor_fails_on_an_empty_token_when_telegram_is_configured(tmp_path: Pa
     assert "[  ok] telegram: token set, 1 allowed user id(s)" in out.stdout
 
 
+@pytest.mark.slow
 def test_pnl_says_which_files_it_wrote(tmp_path: Path) -> None:
     write_config(tmp_path)
     make_db(tmp_path / "warden.db")

@@ -1,6 +1,10 @@
 import subprocess
 
+import pytest
+
 from tests.conftest import child_env, warden_cmd
+
+pytestmark = pytest.mark.slow  # real OS processes
 
 
 def test_status_json_on_builtin_defaults(tmp_path):

@@ -336,6 +336,7 @@ async def test_lease_expiry_is_judged_by_the_database_clock(db: Database) -> Non
     assert not await store.is_current(SCOPE, first.holder.owner, first.holder.token)
 
 
+@pytest.mark.slow
 async def test_fenced_write_of_a_process_that_lost_its_lease_is_refused(
     db_path: str | Path, db: Database
 ) -> None:
@@ -394,6 +395,7 @@ def _warden(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_open_at_once_on_postgresql_one_position(pg_url: str, tmp_path: Path) -> None:
     """`warden open` on paper from two processes at once, the store in PostgreSQL through
     ``[storage] url``: one opens (with its verified stop), the other is refused busy (75), and
@@ -419,6 +421,7 @@ def test_two_processes_open_at_once_on_postgresql_one_position(pg_url: str, tmp_
     assert not (tmp_path / "warden.db").exists()  # nothing went to an SQLite file
 
 
+@pytest.mark.slow
 def test_database_url_secret_is_masked_and_backup_names_pg_dump(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -472,6 +475,7 @@ def test_url_config_is_validated_without_echoing_it(tmp_path: Path) -> None:
     assert set(secrets.secret_strings()) == {"postgresql://u:hunter2pw@h/db", "hunter2pw"}
 
 
+@pytest.mark.slow
 def test_warden_db_together_with_a_url_is_a_config_error(tmp_path: Path) -> None:
     proc = _warden(
         tmp_path,
@@ -485,6 +489,7 @@ def test_warden_db_together_with_a_url_is_a_config_error(tmp_path: Path) -> None
     assert "hunter2pw" not in out + err
 
 
+@pytest.mark.slow
 def test_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
     """Nothing listens on port 1: status fails naming the masked URL, doctor's check fails."""
     env = {"WARDEN_DATABASE_URL": "postgresql://u:hunter2pw@127.0.0.1:1/db"}

@@ -64,6 +64,7 @@ async def _pnl_caption(rig: Any) -> str:
     return str(rig.fake.caption(photo))
 
 
+@pytest.mark.slow
 async def test_pnl_in_telegram_equals_warden_pnl_json(tmp_path: Path) -> None:
     _config(tmp_path)
     async with running_bot(tmp_path) as rig:
@@ -104,6 +105,7 @@ async def test_a_kind_without_fills_falls_back_to_the_journal(
     assert float(match.group(2).replace(",", "")) == pytest.approx(sum(e.fee for e in exits))
 
 
+@pytest.mark.slow
 async def test_open_refused_while_paused_names_the_reason(tmp_path: Path) -> None:
     _config(tmp_path)
     async with running_bot(tmp_path) as rig:

@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from storage.db import Database
 from tests.conftest import child_env, warden_cmd
 from tests.rig_executor import BTC, BTC_STOP, LONG, SCOPE, SELL, build_rig
@@ -202,6 +204,7 @@ def test_the_audit_shows_trader_stops_as_info_and_counts_a_covering_one() -> Non
     assert "does not protect" in findings[0].detail and "covers 0.001" in findings[0].detail
 
 
+@pytest.mark.slow
 async def test_warden_status_shows_a_trader_stop_as_the_traders_own(
     db: Database, db_path: Path, tmp_path: Path
 ) -> None:

@@ -15,20 +15,25 @@ and stands by again. Nothing here is timed: the waits only bound a hung process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 
-from bot.agent import HOST_ENV
+import storage.lease as lease_module
+from bot.agent import HOST_ENV, AgentBusy, AgentSeat
 from bot.drills.failover import delivered_texts
 from bot.drills.pg_cluster import Cluster
+from storage.db import Database
 from tests.rig_cli_processes import (
     BTC,
     Proc,
@@ -315,3 +320,31 @@ def test_drill_failover_without_server_binaries_names_what_is_missing(
     assert "FAIL a throwaway PostgreSQL cluster could not be started" in out
     assert "PostgreSQL server binaries not found" in out and "PG_BINDIR" in out
     assert "safety net FAILED" in out
+
+
+async def test_a_standby_whose_clock_runs_late_still_takes_over_an_expired_lease(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expiry is judged by the server's clock in the standby's look as in its claim: a standby
+    host an hour behind would otherwise wait an hour for a lease that expired long ago."""
+    active_db, standby_db = await Database.open(pg_url), await Database.open(pg_url)
+    try:
+        monkeypatch.setenv(HOST_ENV, HOST_A)
+        active = AgentSeat(active_db, ttl=0.5, heartbeat=0.2)
+        await active.claim()
+        monkeypatch.setenv(HOST_ENV, HOST_B)
+        real = time.time
+        monkeypatch.setattr(lease_module, "time", SimpleNamespace(time=lambda: real() - 3600))
+        standby = AgentSeat(standby_db, ttl=0.5, heartbeat=0.2)
+        with pytest.raises(AgentBusy):
+            await standby.claim()
+        # the active never beats (no office): its lease lapses on the server's clock
+        stop = asyncio.Event()
+        assert await asyncio.wait_for(standby.stand_by(stop), timeout=60) is True
+        assert standby.took_over is not None and standby.took_over.owner == active.owner
+        assert standby.takeover_reason == "expired"
+        assert not await active.still_active()
+        assert active.lost_reason is not None and f"{HOST_B}:" in active.lost_reason
+    finally:
+        await active_db.close()
+        await standby_db.close()

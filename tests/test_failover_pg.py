@@ -348,3 +348,32 @@ async def test_a_standby_whose_clock_runs_late_still_takes_over_an_expired_lease
     finally:
         await active_db.close()
         await standby_db.close()
+
+
+async def test_a_standby_outlives_its_connection_being_killed(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A standby whose session is ended (a server restart, a blip) keeps standing by: its next
+    look connects again, and it still takes over when the active's lease expires."""
+    active_db, standby_db = await Database.open(pg_url), await Database.open(pg_url)
+    try:
+        monkeypatch.setenv(HOST_ENV, HOST_A)
+        active = AgentSeat(active_db, ttl=3.0, heartbeat=1.0)
+        await active.claim()
+        monkeypatch.setenv(HOST_ENV, HOST_B)
+        standby = AgentSeat(standby_db, ttl=3.0, heartbeat=0.2)
+        async with standby_db.read() as conn:
+            row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        stop = asyncio.Event()
+        waiting = asyncio.create_task(standby.stand_by(stop))
+        await asyncio.sleep(0.5)  # it is looking, the active's lease still runs
+        assert not waiting.done()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (int(row[0]),))
+        assert await asyncio.wait_for(waiting, timeout=60) is True
+        assert standby.took_over is not None and standby.takeover_reason == "expired"
+        assert "agent.standby_read_failed" in caplog.text
+    finally:
+        await active_db.close()
+        await standby_db.close()

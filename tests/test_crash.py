@@ -11,8 +11,8 @@ Then `warden run` on a fast replay (both strategies, silently failing stops) is 
 seeded random moments and restarted each time, with a last clean run: after every restart the
 same invariants hold, and no position was ever larger than one entry (sampled throughout).
 
-The scenario functions are also run, many more times, by ``benchmarks/reliability.py``.
-Children are always killed and reaped in ``finally``.
+The scenario functions live in ``tests/rig_crash.py``; ``benchmarks/reliability.py`` runs them
+many more times. Children are always killed and reaped in ``finally``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ exchange replaying scripted candles, and the real execution lease. Nothing under
 
 The scripted ETH path (``PATH``) makes a 5-bar momentum breakout enter long on candle 10 with a 2%
 stop, hold for three candles, and exit on candle 14 when the close falls below the 3-bar low;
-the stop is never reached. Helpers here are shared with the daemon and CLI tests.
+the stop is never reached. The path and helpers, shared with the daemon, owner, outage and
+bad-input tests, live in tests/rig_cycles.py.
 """
 
 from __future__ import annotations

@@ -215,7 +215,10 @@ def render(
         "is first come, first served (a `lease_waiter` ticket; a free lease goes to the lowest "
         "live ticket; waiters poll read-only), so a releasing process cannot take the lease "
         "straight back (issue 14: before, with back-off, p50 0.48 ms but p99 181.9 ms and max "
-        "547.4 ms, 5% switches). Target: p99 <= 50 ms with `FULL`.",
+        "547.4 ms, 5% switches). Each acquisition here waits for the 7 others' turns (about 3 "
+        "commits each), and one slow commit delays everyone in line behind it: the tail "
+        "follows the disk's slowest fsyncs (compare `NORMAL`, which fsyncs only at "
+        "checkpoints). Target: p99 <= 50 ms with `FULL`.",
         "",
         "| synchronous | acquisitions | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) "
         "| acquisitions/s | switches |",

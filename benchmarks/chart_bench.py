@@ -187,7 +187,8 @@ def main() -> int:
         f"peak {d['peak']:.1f} MB; /chart p50 {d['p50']:.3f}s p95 {d['p95']:.3f}s max "
         f"{d['max']:.3f}s; draw first {first:.3f}s, then p50 {statistics.median(draws):.3f}s"
     )
-    met_rss = "met" if d["peak"] < 150 else "MISSED"
+    met_after = "met" if d["after"] < 150 else "MISSED"
+    met_peak = "met" if d["peak"] < 150 else "MISSED"
     met_time = "met" if d["p95"] < 1.0 else "MISSED"
     body = "\n".join(
         [
@@ -215,9 +216,12 @@ def main() -> int:
             f"bare, {imported:.1f} MB once matplotlib (with numpy) is imported, "
             f"{after2:.1f} / {after22:.1f} / {after64:.1f} MB after 2 / 22 / 64 charts: "
             "matplotlib's import and its first charts' caches and allocator pools, which level "
-            "off; drawing more charts does not keep growing it.",
+            "off; drawing more charts does not keep growing it. After each chart the figure is "
+            "cleared and glibc's freed heap trimmed (bot/charts/style.py): without the trim the "
+            "daemon sat at 164.9 MB after 100 charts.",
             "",
-            f"Target under 150 MB: {met_rss}; under 1 s per chart (p95): {met_time}. The "
+            f"Target under 150 MB: after the last chart {met_after}, at the peak while a chart "
+            f"is drawn {met_peak}; under 1 s per chart (p95): {met_time}. The "
             "daemon loads matplotlib on its first chart only: one that draws none never pays "
             "for it (tests/test_charts.py checks that importing the agent leaves it out).",
         ]

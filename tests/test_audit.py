@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,15 @@ from storage.db import Database
 from storage.lease import HOST, Acquired, Busy, LeaseStore, new_owner
 from tests.conftest import child_env, warden_cmd
 from tests.rig_executor import BTC, BTC_STOP, BUY, ETH, LONG, SCOPE, SELL, SHORT, Rig, build_rig
-from trading.audit import Finding, Kind, Level, _stop_findings, audit_exchange, expected_sizes
+from trading.audit import (
+    Finding,
+    Kind,
+    Level,
+    _stop_findings,
+    audit_exchange,
+    expected_sizes,
+    repaired_at,
+)
 from trading.journal import IntentKind, IntentStatus, Severity
 from trading.models import Market, Position, StopOrder, StopState
 
@@ -432,3 +441,15 @@ async def test_a_failed_stop_whose_position_was_closed_is_repaired_by_the_close(
     assert kinds(found) == ["failed_stop_placement"] * 3 and failing(found) == []
     [close_intent] = [i for i in await rig.journal.intents(SCOPE) if i.kind.value != "entry"]
     assert {f.repair.repaired_at for f in found if f.repair} == {close_intent.updated_at}
+
+
+def test_repaired_at_is_when_the_later_stop_went_live_not_its_latest_read_back() -> None:
+    """Each guardian pass renews a stop's read-back time; the repair is dated by the moment the
+    replacing stop existed on the exchange (it was read back live), so the unprotected time of
+    a silent failure caught in seconds does not grow with every later watchdog pass."""
+    failed = StopOrder(BTC, "1", "wdxs1", SELL, 0.001, 60_000.0, StopState.FAILED, True)
+    failed = replace(failed, created_at=1_000.0, updated_at=1_002.0)
+    later = StopOrder(BTC, "2", "wdxs2", SELL, 0.001, 60_000.0, StopState.LIVE, True)
+    later = replace(later, created_at=1_002.5, updated_at=1_002.5)
+    verified = {"wdxs2": 1_900.0}  # the last watchdog pass that saw it live
+    assert repaired_at(failed, [failed, later], verified, []) == 1_002.5

@@ -228,7 +228,10 @@ def repaired_at(
     for s in stops:
         same = s.id != failed.id and s.symbol == failed.symbol and s.side is failed.side
         if same and s.created_at >= start and s.state in _WAS_IN_EFFECT:
-            when = verified.get(s.client_id or "", s.created_at)
+            # live from its creation on (a later read-back showed it in effect); the
+            # journal's read-back time is the LAST pass that saw it, renewed every run,
+            # which would stretch the unprotected time to the latest watchdog pass
+            when = s.created_at or verified.get(s.client_id or "", start)
             times.append(max(when, start))
     for i in intents:
         if (

@@ -36,7 +36,7 @@ from bot.audit_run import run_audit
 from bot.config import Config
 from bot.cycles import CycleRunner, build_runs
 from bot.exchanges import paper_config, replay_of
-from bot.notify import Notifier, TerminalNotifier
+from bot.notify import Notifier, SeatCheck, TerminalNotifier
 from bot.services import Account, build_account
 from bot.summary import audit_alerts, collect_daily_summary
 from bot.watchdog import Watchdog
@@ -259,7 +259,10 @@ class Daemon:
         await self.watchdogs[name].tick()
 
     async def _deliver(self) -> None:
-        await self.notifier.deliver_pending(self.outbox)
+        await self.notifier.deliver_pending(self.outbox, self._seat())
+
+    def _seat(self) -> SeatCheck | None:
+        return self.agent.still_active if self.agent is not None else None
 
     async def _daily_summary(self) -> None:
         text = await collect_daily_summary(
@@ -402,7 +405,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         # the last delivery pass, unless another agent is active (it delivers them now)
         if self.agent is None or await self.agent.still_active():
-            await self.notifier.deliver_pending(self.outbox)
+            await self.notifier.deliver_pending(self.outbox, self._seat())
         for acct in self.accounts.values():
             await acct.exchange.close()
         event(log, "daemon.stopped", **{k: v for k, v in self.counters.items()})

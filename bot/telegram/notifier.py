@@ -29,6 +29,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.notify import SeatCheck, still_seated
 from bot.telegram.render import CAPTION_LIMIT, alert_html, fits_caption, trim
 from bot.telegram.settings import TelegramSettings
 from storage.alert_ack_store import AlertAckStore
@@ -83,8 +84,9 @@ class TelegramNotifier:
     def _clean(self, text: str) -> str:
         return text.replace(self.token, "***") if self.token else text
 
-    async def deliver_pending(self, outbox: Outbox) -> int:
-        """One delivery pass; returns the number of messages sent."""
+    async def deliver_pending(self, outbox: Outbox, seat: SeatCheck | None = None) -> int:
+        """One delivery pass; returns the number of messages sent. ``seat`` is asked before
+        each alert (bot.notify.still_seated)."""
         if not self.ready or self.monotonic() < self._quiet_until:
             return 0
         async with self._lock:  # the scheduled job and a final flush never interleave
@@ -92,6 +94,8 @@ class TelegramNotifier:
             try:
                 await self._flush()
                 for alert in await outbox.due():
+                    if not await still_seated(seat):
+                        break
                     await self._deliver(outbox, alert)
                 await self._repeat()
             except _Stop:

@@ -189,7 +189,7 @@ def test_classify_sorts_by_who_placed_it() -> None:
     assert prot.ours_fit == [ours] and prot.theirs_fit == [theirs]
     assert [s.id for s, _ in prot.theirs_unfit] == ["3"]
     only_theirs = classify(POSITION, [theirs], MARKET)
-    assert only_theirs.protected and only_theirs.by_trader_only
+    assert only_theirs.protected and not only_theirs.ours_fit and only_theirs.theirs_fit
     assert not classify(POSITION, [stop(state=StopState.PAUSED)], MARKET).protected
 
 

@@ -49,11 +49,6 @@ class Protection:
     def protected(self) -> bool:
         return bool(self.ours_fit or self.theirs_fit)
 
-    @property
-    def by_trader_only(self) -> bool:
-        """Protected only by a stop the trader set: Warden relies on it and places none."""
-        return not self.ours_fit and bool(self.theirs_fit)
-
 
 def classify(
     p: Position, stops: list[StopOrder], market: Market, last: float | None = None
